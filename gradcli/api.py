@@ -1,0 +1,205 @@
+"""The Python API: `evaluate(text, at, wrt)` -> Result (contract §6)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+
+from . import engine
+from .errors import InputError
+from .ops import CONSTANTS
+from .parse import gc_paused, parse
+from .points import coerce_point
+from .tape import Tape
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """One node as shown to users: its value, local partials and gradient(s)."""
+
+    id: int
+    op: str
+    expr: str
+    name: str | None
+    inputs: tuple[int, ...]
+    value: float
+    partials: tuple  # ∂node/∂input for each input (None where the input carries no gradient)
+    grad: object  # ∂output/∂node; a list (one per output) when there are several; None if inactive
+
+
+class Nodes(Sequence):
+    """The result's nodes, made on demand (a 10^6-node result holds no 10^6 Node objects)."""
+
+    def __init__(self, result: "Result"):
+        self._r = result
+
+    def __len__(self) -> int:
+        return len(self._r.tape)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        n = len(self)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError(i)
+        return self._r.node(i)
+
+
+@dataclass(slots=True)
+class Result:
+    """What `evaluate` computes: values, local partials and adjoints of every node."""
+
+    tape: Tape
+    at: dict[str, np.float64]
+    wrt: list[str]
+    values: list
+    partials: list
+    active: list[bool]
+    adjoints: list[list]  # one adjoint list per output
+    warnings: list[str]
+
+    @property
+    def text(self) -> str:
+        return self.tape.text
+
+    @property
+    def outputs(self) -> list[int]:
+        return self.tape.outputs
+
+    @property
+    def value(self):
+        """The output's value (a list of values when the formula has several outputs)."""
+        vals = [_py(self.values[o]) for o in self.outputs]
+        return vals[0] if len(vals) == 1 else vals
+
+    @property
+    def jacobian(self) -> list[dict[str, float]]:
+        """One gradient mapping per output: jacobian[k][x] = ∂output_k/∂x."""
+        rows = []
+        for adj in self.adjoints:
+            rows.append({name: _py(adj[self.tape.variables[name]]) for name in self.wrt})
+        return rows
+
+    @property
+    def gradient(self) -> dict[str, float]:
+        """∂output/∂x for every variable x in wrt (the first output's, if there are several)."""
+        return self.jacobian[0]
+
+    @property
+    def nodes(self) -> Nodes:
+        return Nodes(self)
+
+    def grad(self, i: int):
+        """Node i's gradient: a number, a list (one per output), or None if it carries none."""
+        if not self.active[i]:
+            return None
+        if len(self.adjoints) == 1:
+            return _py(self.adjoints[0][i])
+        return [_py(adj[i]) for adj in self.adjoints]
+
+    def node(self, i: int) -> Node:
+        tape = self.tape
+        ins = tape.inputs[i]
+        ps = self.partials[i]
+        shown = tuple(_py(ps[k]) if self.active[j] else None for k, j in enumerate(ins))
+        return Node(i, tape.ops[i].name, tape.expr(i), tape.names.get(i), ins,
+                    _py(self.values[i]), shown, self.grad(i))
+
+    def to_json(self) -> str:
+        """The contract's JSON document (strict: non-finite numbers are strings)."""
+        from .render.jsonout import eval_json
+
+        return eval_json(self)
+
+
+def evaluate(text: str, at: Mapping[str, object] | None = None,
+             wrt: Iterable[str] | None = None) -> Result:
+    """Parse `text`, run the forward pass at `at`, and backpropagate from every output."""
+    tape, warnings = parse(text)
+    point = coerce_point(at)
+    return run(tape, point, wrt, warnings)
+
+
+def run(tape: Tape, point: dict[str, np.float64], wrt: Iterable[str] | None,
+        warnings: list[str] | None = None) -> Result:
+    """Evaluate a parsed tape at a point (forward, local partials, one reverse sweep per output)."""
+    warnings = list(warnings or [])
+    wrt_list = _check_wrt(tape, wrt)
+    for name in point:
+        if name not in tape.variables:
+            if name in CONSTANTS:
+                warnings.append(f"{name} is a constant ({CONSTANTS[name]!r}); the value given "
+                                "for it is not used")
+            elif name in tape.bound:
+                warnings.append(f"{name} is computed by the formula; the value given for it is "
+                                "not used")
+            else:
+                warnings.append(f"{name} is not used by the formula; its value is ignored")
+    with gc_paused():
+        values = engine.forward(tape, point)
+        partials = engine.local_partials(tape, values)
+        flags = engine.active(tape, wrt_list)
+        adjoints = [engine.backward(tape, partials, flags, o) for o in tape.outputs]
+    warnings += engine.nonfinite_warnings(tape, values, partials, flags)
+    result = Result(tape, dict(point), wrt_list, values, partials, flags, adjoints, warnings)
+    _explain_nonfinite(result)
+    return result
+
+
+def _check_wrt(tape: Tape, wrt: Iterable[str] | None) -> list[str]:
+    if wrt is None:
+        return list(tape.variables)
+    out: list[str] = []
+    for name in wrt:
+        name = name.strip()
+        if not name:
+            continue
+        if name not in tape.variables:
+            if name in tape.bound:
+                raise InputError(f"--wrt {name}: {name} is an intermediate, not an input; its "
+                                 "gradient is in the nodes table")
+            known = ", ".join(tape.variables) or "none"
+            raise InputError(f"--wrt {name}: the formula has no variable {name} "
+                             f"(its variables: {known})")
+        if name not in out:
+            out.append(name)
+    if not out:
+        raise InputError("--wrt names no variable")
+    return out
+
+
+def _explain_nonfinite(result: Result) -> None:
+    """Make sure every non-finite number in the output comes with at least one warning."""
+    if result.warnings and any("Infinity" in w or "NaN" in w for w in result.warnings):
+        return
+    bad = [name for name, v in result.at.items()
+           if name in result.tape.variables and not np.isfinite(v)]
+    if bad:
+        result.warnings.append("the value of " + ", ".join(bad) + " is not finite")
+        return
+    for k, row in enumerate(result.jacobian):
+        for name, g in row.items():
+            if not np.isfinite(g):
+                result.warnings.append(f"the gradient with respect to {name} is not finite")
+                return
+
+
+def _py(v):
+    """A numpy scalar as a Python float (arrays as nested lists)."""
+    if v is None:
+        return None
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    return float(v)
+
+
+def evaluate_text(text: str, at_specs: Sequence[str], wrt: Iterable[str] | None) -> Result:
+    """Evaluate with the point given as `--at` strings (the CLI's entry to the core)."""
+    from .points import parse_at
+
+    tape, warnings = parse(text)
+    return run(tape, parse_at(at_specs), wrt, warnings)

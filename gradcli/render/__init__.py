@@ -1,0 +1,1 @@
+"""Renderers: turn a Result into text (Rich table and tree, strict JSON)."""

@@ -1,0 +1,181 @@
+"""The Rich renderers: the per-node table and the graph as a tree.
+
+Values are green and gradients red, as in the course's circuit diagrams. Every piece of user
+text goes through `Text`, never through markup, so `[` and `]` in formulas print as written.
+"""
+
+from __future__ import annotations
+
+from rich import box
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+from rich.tree import Tree
+
+from ..api import Result
+from .text import fmt, read_as
+
+VALUE = "green"
+GRAD = "red"
+LABEL_WIDTH = 40
+
+
+def output_names(r: Result) -> list[str]:
+    """What to call each output: its name if the program gave one, else f (f1, f2, … if several)."""
+    outs = r.tape.outputs
+    names = []
+    for k, o in enumerate(outs):
+        name = r.tape.names.get(o) if r.tape.ops[o].arity != 0 else None
+        names.append(name or ("f" if len(outs) == 1 else f"f{k + 1}"))
+    return names
+
+
+def _partials_text(r: Result, i: int, digits: int) -> Text:
+    tape = r.tape
+    ins = tape.inputs[i]
+    ps = r.partials[i]
+    text = Text(no_wrap=False)
+    first = True
+    for k, j in enumerate(ins):
+        if not r.active[j]:
+            continue
+        if not first:
+            text.append(", ")
+        first = False
+        who = tape.names.get(j) or f"#{j}"
+        text.append(f"∂/∂{who} = ")
+        text.append(fmt(ps[k], digits))
+    return text
+
+
+def node_table(r: Result, digits: int = 6, max_rows: int = 200) -> tuple[Table, int]:
+    """The table of nodes in forward order; returns it with the number of rows left out."""
+    tape = r.tape
+    n = len(tape)
+    several = len(tape.outputs) > 1
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    table.add_column("#", justify="right", style="dim")
+    table.add_column("node", overflow="fold", max_width=LABEL_WIDTH)
+    table.add_column("op")
+    table.add_column("value", justify="right", style=VALUE)
+    table.add_column("local partials", overflow="fold")
+    grad_title = "grad (per output)" if several else "grad"
+    table.add_column(grad_title, justify="right", style=GRAD)
+    if max_rows and n > max_rows:
+        head = max_rows // 2
+        rows = list(range(head)) + [-1] + list(range(n - (max_rows - head), n))
+        hidden = n - max_rows
+    else:
+        rows = range(n)
+        hidden = 0
+    for i in rows:
+        if i < 0:
+            table.add_row("…", Text(f"{hidden} more nodes"), "", "", "", "")
+            continue
+        name = tape.names.get(i)
+        label = Text(tape.label(i, LABEL_WIDTH), style="bold" if name else "")
+        grad = r.grad(i)
+        table.add_row(str(i), label, tape.ops[i].name, fmt(r.values[i], digits),
+                      _partials_text(r, i, digits), "—" if grad is None else fmt(grad, digits))
+    return table, hidden
+
+
+def summary(r: Result, digits: int = 6) -> Group:
+    """The output value(s) and the gradient (or the Jacobian for several outputs)."""
+    names = output_names(r)
+    lines: list = []
+    for name, o in zip(names, r.tape.outputs):
+        line = Text(f"{name} = ")
+        line.append(fmt(r.values[o], digits), style=VALUE)
+        lines.append(line)
+    if len(names) == 1:
+        grad = Text(f"∇{names[0]}: ")
+        for k, (x, g) in enumerate(r.gradient.items()):
+            if k:
+                grad.append(", ")
+            grad.append(f"∂{names[0]}/∂{x} = ")
+            grad.append(fmt(g, digits), style=GRAD)
+        lines.append(grad)
+    else:
+        jac = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
+                    title="Jacobian", title_justify="left")
+        jac.add_column("")
+        for x in r.wrt:
+            jac.add_column(Text(f"∂/∂{x}"), justify="right", style=GRAD)
+        for name, row in zip(names, r.jacobian):
+            jac.add_row(Text(name), *[fmt(row[x], digits) for x in r.wrt])
+        lines.append(jac)
+    return Group(*lines)
+
+
+def render_table(console: Console, r: Result, digits: int = 6, max_rows: int = 200) -> int:
+    """Print the echo, the node table and the summary; returns the number of rows left out."""
+    echo = read_as(r.tape)
+    head = Text("read as: ", style="dim")
+    if len(echo) == 1:
+        head.append(echo[0])
+        console.print(head)
+    else:
+        console.print(head)
+        for line in echo:
+            console.print(Text("  " + line))
+    table, hidden = node_table(r, digits, max_rows)
+    console.print(table)
+    console.print(summary(r, digits))
+    return hidden
+
+
+def render_tree(console: Console, r: Result, digits: int = 6, max_nodes: int = 500) -> int:
+    """The graph as a tree from each output down to the inputs; a node met again is referenced,
+    not repeated. Built with an explicit stack. Returns how many nodes were left out."""
+    tape = r.tape
+    seen: set[int] = set()
+    shown = 0
+    trees = []
+    for name, o in zip(output_names(r), tape.outputs):
+        root = Tree(_tree_label(r, o, digits, name))
+        trees.append(root)
+        seen.add(o)
+        shown += 1
+        stack = [(j, root) for j in reversed(tape.inputs[o])]
+        while stack:
+            i, parent = stack.pop()
+            if i in seen:
+                parent.add(Text(f"↑ {tape.label(i, LABEL_WIDTH)} (#{i}, above)", style="dim"))
+                continue
+            if shown >= max_nodes:
+                continue
+            seen.add(i)
+            shown += 1
+            branch = parent.add(_tree_label(r, i, digits))
+            stack.extend((j, branch) for j in reversed(tape.inputs[i]))
+    for t in trees:
+        console.print(t)
+    console.print(summary(r, digits))
+    return len(tape) - len(seen)
+
+
+def _tree_label(r: Result, i: int, digits: int, out_name: str | None = None) -> Text:
+    tape = r.tape
+    op = tape.ops[i]
+    name = tape.names.get(i)
+    text = Text()
+    if out_name and not name:
+        text.append(f"{out_name} = ", style="bold")
+    if name:
+        text.append(name, style="bold")
+        if op.arity != 0:
+            text.append(f" = {op.name}", style="")
+    elif op.arity == 0:
+        text.append(tape.expr(i, LABEL_WIDTH))
+    else:
+        text.append(op.name)
+        text.append(f"  {tape.expr(i, LABEL_WIDTH)}", style="dim")
+    text.append("  value ")
+    text.append(fmt(r.values[i], digits), style=VALUE)
+    grad = r.grad(i)
+    if grad is not None:
+        text.append("  grad ")
+        text.append(fmt(grad, digits), style=GRAD)
+    text.append(f"  #{i}", style="dim")
+    return text

@@ -1,0 +1,70 @@
+"""The tape: a flat list of nodes in dependency order (children before parents).
+
+Nodes refer to their inputs by integer id. Forward mode is a loop over the tape, reverse mode the
+same loop backwards; there is no tree, no topological sort and no recursion. Columns are kept as
+parallel lists (not one object per node) so that a 10^6-node formula stays cheap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .ops import Op
+
+
+@dataclass(slots=True)
+class Statement:
+    """One statement of a staged program: `name = expr` or a bare (output) expression."""
+
+    name: str | None
+    nodes: list[int]  # the value(s) it produces (several for `a, b`)
+    pos: int  # offset of its first character in the text
+
+
+@dataclass(slots=True)
+class Tape:
+    """A parsed formula: its nodes, names, variables and outputs."""
+
+    text: str
+    ops: list[Op] = field(default_factory=list)
+    inputs: list[tuple[int, ...]] = field(default_factory=list)
+    starts: list[int] = field(default_factory=list)  # the node's source span, [start, end)
+    ends: list[int] = field(default_factory=list)
+    names: dict[int, str] = field(default_factory=dict)  # node id -> user name
+    literals: dict[int, object] = field(default_factory=dict)  # const node id -> value
+    variables: dict[str, int] = field(default_factory=dict)  # var name -> node id, first use first
+    bound: dict[str, int] = field(default_factory=dict)  # assigned name -> node id
+    statements: list[Statement] = field(default_factory=list)
+    outputs: list[int] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.ops)
+
+    def add(self, op: Op, inputs: tuple[int, ...], start: int, end: int) -> int:
+        """Append a node and return its id."""
+        self.ops.append(op)
+        self.inputs.append(inputs)
+        self.starts.append(start)
+        self.ends.append(end)
+        return len(self.ops) - 1
+
+    def source(self, i: int) -> str:
+        """The node's full source text."""
+        return self.text[self.starts[i] : self.ends[i]]
+
+    def expr(self, i: int, limit: int = 60) -> str:
+        """The node's source text on one line, shortened with … in the middle when long."""
+        s, e = self.starts[i], self.ends[i]
+        if e - s <= limit:
+            text = self.text[s:e]
+        else:
+            half = (limit - 1) // 2
+            text = self.text[s : s + half].rstrip() + "…" + self.text[e - half : e].lstrip()
+        if "\n" in text or "\t" in text or "\r" in text:
+            text = " ".join(text.split())
+        return text
+
+    def label(self, i: int, limit: int = 60) -> str:
+        """What a person calls the node: its name if it has one, else its source text."""
+        name = self.names.get(i)
+        return name if name is not None else self.expr(i, limit)
