@@ -130,10 +130,13 @@ def _split_names(values: Optional[List[str]]) -> Optional[list[str]]:
     return [n.strip() for v in values for n in v.split(",") if n.strip()]
 
 
-def _stderr_console():
+def make_console(stderr: bool = False, soft_wrap: bool = False):
+    """A Rich console: colours on a terminal, plain text in a pipe, none at all under NO_COLOR."""
     from rich.console import Console
 
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+    plain = bool(os.environ.get("NO_COLOR"))
+    return Console(stderr=stderr, highlight=False, soft_wrap=soft_wrap,
+                   **({"color_system": None} if plain else {}))
 
 
 def warn(messages: list[str]) -> None:
@@ -142,7 +145,7 @@ def warn(messages: list[str]) -> None:
         return
     from rich.text import Text
 
-    console = _stderr_console()
+    console = make_console(stderr=True, soft_wrap=True)
     for message in messages:
         line = Text("warning: ", style="yellow bold")
         line.append(message)
@@ -156,7 +159,18 @@ def fail(message: str, code: int = EXIT_USAGE) -> None:
     raise typer.Exit(code)
 
 
-@app.command("eval", cls=FormulaCommand, no_args_is_help=True)
+EVAL_EXAMPLES = """Examples:
+
+\b
+  gradcli eval "(x+y)*z" --at x=-2,y=5,z=-4
+  gradcli eval samples/neuron.grad --at w0=2,x0=-1,w1=-3,x1=-2,w2=-3 --json
+  gradcli eval "2*x+y, y-x" --at x=1,y=2             (several outputs: a Jacobian)
+  gradcli eval "q = x + y; f = q * z" --at x=-2,y=5,z=-4 --format tree
+  echo "-x^2" | gradcli eval - --at x=3
+"""
+
+
+@app.command("eval", cls=FormulaCommand, no_args_is_help=True, epilog=EVAL_EXAMPLES)
 def eval_command(
     formula: str = typer.Argument(
         ..., metavar="FORMULA",
@@ -185,11 +199,9 @@ def eval_command(
         warn(result.warnings)
         _write(result.to_json() + "\n")
         return
-    from rich.console import Console
-
     from .render.table import render_table, render_tree
 
-    console = Console(highlight=False, soft_wrap=False)
+    console = make_console()
     warn(result.warnings)
     if chosen is Format.tree:
         left = render_tree(console, result, digits)

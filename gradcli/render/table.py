@@ -89,10 +89,12 @@ def summary(r: Result, digits: int = 6) -> Group:
         line.append(fmt(r.values[o], digits), style=VALUE)
         lines.append(line)
     if len(names) == 1:
-        grad = Text(f"∇{names[0]}: ")
-        for k, (x, g) in enumerate(r.gradient.items()):
-            if k:
-                grad.append(", ")
+        # Short gradients on one line, longer ones one partial derivative per line.
+        items = list(r.gradient.items())
+        one_line = len(items) <= 3
+        grad = Text(f"∇{names[0]}:" + (" " if one_line else ""))
+        for k, (x, g) in enumerate(items):
+            grad.append(", " if one_line and k else "" if one_line else "\n  ")
             grad.append(f"∂{names[0]}/∂{x} = ")
             grad.append(fmt(g, digits), style=GRAD)
         lines.append(grad)
@@ -111,7 +113,7 @@ def summary(r: Result, digits: int = 6) -> Group:
 def render_table(console: Console, r: Result, digits: int = 6, max_rows: int = 200) -> int:
     """Print the echo, the node table and the summary; returns the number of rows left out."""
     echo = read_as(r.tape)
-    head = Text("read as: ", style="dim")
+    head = Text("read as:" + (" " if len(echo) == 1 else ""), style="dim")
     if len(echo) == 1:
         head.append(echo[0])
         console.print(head)
@@ -121,6 +123,7 @@ def render_table(console: Console, r: Result, digits: int = 6, max_rows: int = 2
             console.print(Text("  " + line))
     table, hidden = node_table(r, digits, max_rows)
     console.print(table)
+    console.print()
     console.print(summary(r, digits))
     return hidden
 
