@@ -39,6 +39,8 @@ def _move_dash_formula(command: TyperCommand, ctx: typer.Context, args: list[str
         if getattr(param, "param_type_name", "") == "option":
             names = list(param.opts) + list(param.secondary_opts)
             (flags if param.is_flag or param.count else takes_value).update(names)
+    if "--" in args:
+        args = _options_before_dashes(args, takes_value, flags)
     i = 0
     while i < len(args):
         arg = args[i]
@@ -63,6 +65,25 @@ def _move_dash_formula(command: TyperCommand, ctx: typer.Context, args: list[str
             return rest[: k + 1] + [arg] + rest[k + 1 :]
         return rest + ["--", arg]
     return args
+
+
+def _options_before_dashes(args: list[str], takes_value: set[str], flags: set[str]) -> list[str]:
+    """`eval -- "-x^2" --at x=3`: options written after '--' are moved before it."""
+    k = args.index("--")
+    before, after, rest = args[:k], [], args[k + 1 :]
+    i = 0
+    while i < len(rest):
+        arg = rest[i]
+        if arg in takes_value and i + 1 < len(rest):
+            before += rest[i : i + 2]
+            i += 2
+        elif arg in flags or (arg.startswith("--") and arg.split("=", 1)[0] in takes_value):
+            before.append(arg)
+            i += 1
+        else:
+            after.append(arg)
+            i += 1
+    return before + ["--"] + after
 
 
 app = typer.Typer(

@@ -6,6 +6,7 @@ Each is one loop over the tape in order (or backwards); none recurses. Adjoints 
 
 from __future__ import annotations
 
+import math
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -138,30 +139,33 @@ def nonfinite_warnings(tape: Tape, values: Sequence, partials: Sequence,
         ins = inputs[i]
         if not ins:
             continue
-        v = values[i]
-        if not _finite(v):
+        if not _finite(values[i]):
             if all(_finite(values[j]) for j in ins):
                 op = ops[i]
                 note = f" ({op.note})" if op.note else ""
                 warnings.append(
-                    f"node {i} `{tape.expr(i, 40)}`: {op.name} gives {_word(v)}{note}")
+                    f"node {i} `{tape.expr(i, 40)}`: {op.name} gives {_word(values[i])}{note}")
             continue
-        if flags[i] and all(_finite(values[j]) for j in ins):
-            ps = partials[i]
-            for k, j in enumerate(ins):
-                if flags[j] and not _finite(ps[k]):
-                    op = ops[i]
-                    note = f" ({op.note})" if op.note else ""
-                    warnings.append(
-                        f"node {i} `{tape.expr(i, 40)}` ({op.name}): its local derivative with "
-                        f"respect to `{tape.label(j, 40)}` is {_word(ps[k])}{note}; gradients "
-                        "through it are not finite")
-                    break
+        if not flags[i]:
+            continue
+        ps = partials[i]
+        for k, j in enumerate(ins):
+            if flags[j] and not _finite(ps[k]) and all(_finite(values[m]) for m in ins):
+                op = ops[i]
+                note = f" ({op.note})" if op.note else ""
+                warnings.append(
+                    f"node {i} `{tape.expr(i, 40)}` ({op.name}): its local derivative with "
+                    f"respect to `{tape.label(j, 40)}` is {_word(ps[k])}{note}; gradients "
+                    "through it are not finite")
+                break
     return warnings
 
 
 def _finite(v) -> bool:
-    return bool(np.all(np.isfinite(v)))
+    try:
+        return math.isfinite(v)  # numpy float64 scalars are floats: the fast path
+    except TypeError:
+        return bool(np.all(np.isfinite(v)))
 
 
 def _word(v) -> str:

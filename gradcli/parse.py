@@ -263,20 +263,18 @@ def _parser(multiline: bool) -> Lark:
 
 
 def _cache_path(multiline: bool) -> str | bool:
-    """Lark's table cache, kept per user so the LALR tables are built once, not per run."""
+    """Lark's table cache, kept in the user's own cache folder so the LALR tables are built once,
+    not per run. No cache (rather than a shared temporary folder) where that folder is not ours."""
     import os
-    import tempfile
 
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     folder = os.path.join(base, "gradcli")
     try:
         os.makedirs(folder, exist_ok=True)
-        probe = os.path.join(folder, ".w")
-        with open(probe, "w"):
-            pass
-        os.remove(probe)
+        if not os.access(folder, os.W_OK):
+            return False
     except OSError:
-        folder = tempfile.gettempdir()
+        return False
     from . import __version__
 
     kind = "multiline" if multiline else "line"

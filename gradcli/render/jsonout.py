@@ -7,7 +7,6 @@ does not build 10^6 dicts first.
 from __future__ import annotations
 
 import json
-import math
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -19,12 +18,15 @@ _str = json.JSONEncoder(ensure_ascii=False).encode
 
 def number(v) -> str:
     """A JSON number, or the strings "NaN", "Infinity", "-Infinity" for non-finite values."""
-    if v is None:
-        return "null"
-    if isinstance(v, (list, tuple)):
+    try:
+        f = float(v)
+    except TypeError:
+        if v is None:
+            return "null"
+        if hasattr(v, "tolist"):
+            v = v.tolist()
         return "[" + ", ".join(number(x) for x in v) + "]"
-    f = float(v)
-    if math.isfinite(f):
+    if f - f == 0:  # finite
         return repr(f)
     if f != f:
         return '"NaN"'
@@ -52,20 +54,28 @@ def eval_json(r: "Result") -> str:
     parts.append(f'"outputs": {json.dumps(tape.outputs)}, ')
     parts.append('"nodes": [')
     ops, inputs, names = tape.ops, tape.inputs, tape.names
-    values, partials, active = r.values, r.partials, r.active
+    values, partials, active, adjoints = r.values, r.partials, r.active, r.adjoints
+    expr = tape.expr
+    single = adjoints[0] if len(adjoints) == 1 else None
     for i in range(len(tape)):
-        if i:
-            parts.append(", ")
         ins = inputs[i]
         name = names.get(i)
-        ps = partials[i]
-        shown = [ps[k] if active[j] else None for k, j in enumerate(ins)]
+        if not active[i]:
+            grad = "null"
+        elif single is not None:
+            grad = number(single[i])
+        else:
+            grad = "[" + ", ".join(number(adj[i]) for adj in adjoints) + "]"
+        if ins:
+            ps = partials[i]
+            shown = ", ".join(number(ps[k]) if active[j] else "null" for k, j in enumerate(ins))
+            ids = ", ".join(map(str, ins))
+        else:
+            shown = ids = ""
         parts.append(
-            f'{{"id": {i}, "op": "{ops[i].name}", "expr": {_str(tape.expr(i))}, '
-            f'"name": {"null" if name is None else _str(name)}, '
-            f'"inputs": [{", ".join(map(str, ins))}], '
-            f'"value": {number(values[i])}, "partials": {number(shown)}, '
-            f'"grad": {number(r.grad(i))}}}')
+            f'{", " if i else ""}{{"id": {i}, "op": "{ops[i].name}", "expr": {_str(expr(i))}, '
+            f'"name": {"null" if name is None else _str(name)}, "inputs": [{ids}], '
+            f'"value": {number(values[i])}, "partials": [{shown}], "grad": {grad}}}')
     parts.append("], ")
     parts.append(f'"warnings": {json.dumps(r.warnings, ensure_ascii=False)}')
     parts.append("}")
