@@ -23,12 +23,22 @@ def fmt(v, digits: int = 6) -> str:
     return format(f, f".{digits}g")
 
 
-def parenthesised(tape: Tape, root: int, limit: int = 2000) -> str:
+def parenthesised(tape: Tape, root: int, limit: int = 240) -> str:
     """How the parser read `root`: every operation in parentheses, names for named nodes.
 
-    An explicit stack (no recursion), stopped after `limit` characters, so the echo of a
-    10^6-node formula costs no more than its first lines.
+    Walked with an explicit stack (no recursion). When the text would pass `limit` characters,
+    its beginning and its end are shown around a `…`, each found by a walk that stops early, so
+    the echo of a 10^6-node formula costs no more than that of a small one.
     """
+    head, complete = _pieces(tape, root, limit, forward=True)
+    if complete:
+        return head
+    tail, _ = _pieces(tape, root, limit // 2, forward=False)
+    return head[: limit // 2] + " … " + tail[-(limit // 2) :]
+
+
+def _pieces(tape: Tape, root: int, limit: int, forward: bool) -> tuple[str, bool]:
+    """Up to `limit` characters from the start (or, walking mirrored, the end) of the echo."""
     out: list[str] = []
     size = 0
     stack: list = [root]
@@ -39,7 +49,6 @@ def parenthesised(tape: Tape, root: int, limit: int = 2000) -> str:
             out.append(item)
             size += len(item)
             if size > limit:
-                out.append(" …")
                 break
             continue
         i = item
@@ -50,21 +59,25 @@ def parenthesised(tape: Tape, root: int, limit: int = 2000) -> str:
         op = ops[i]
         ins = inputs[i]
         if not ins:
-            stack.append(name if name is not None else " ".join(tape.source(i).split()))
+            pieces: list = [name if name is not None else " ".join(tape.source(i).split())]
         elif op.name == "id":
-            stack.append(ins[0])
+            pieces = [ins[0]]
         elif op.name == "neg":
-            stack.extend((")", ins[0], "(-"))
+            pieces = ["(-", ins[0], ")"]
         elif op.symbol is not None and len(ins) == 2:
-            stack.extend((")", ins[1], f" {op.symbol} ", ins[0], "("))
+            pieces = ["(", ins[0], f" {op.symbol} ", ins[1], ")"]
         else:
-            stack.append(")")
-            for k in range(len(ins) - 1, -1, -1):
-                stack.append(ins[k])
+            pieces = [f"{op.name}("]
+            for k, j in enumerate(ins):
                 if k:
-                    stack.append(", ")
-            stack.append(f"{op.name}(")
-    return "".join(out)
+                    pieces.append(", ")
+                pieces.append(j)
+            pieces.append(")")
+        # The stack pops last-in first: push in reverse to walk left to right.
+        stack.extend(reversed(pieces) if forward else pieces)
+    complete = not stack
+    text = "".join(out) if forward else "".join(reversed(out))
+    return text, complete
 
 
 def read_as(tape: Tape) -> list[str]:
