@@ -42,6 +42,7 @@ def _move_dash_formula(command: TyperCommand, ctx: typer.Context, args: list[str
     if "--" in args:
         args = _options_before_dashes(args, takes_value, flags)
     i = 0
+    seen_formula = False
     while i < len(args):
         arg = args[i]
         if arg == "--":
@@ -50,7 +51,12 @@ def _move_dash_formula(command: TyperCommand, ctx: typer.Context, args: list[str
             i += 2
             continue
         if arg in flags or arg == "-" or not arg.startswith("-"):
+            seen_formula = seen_formula or arg not in flags
             i += 1
+            continue
+        if arg.startswith("--") and arg[2:3].isalpha() and (
+                seen_formula or _close_option(arg, takes_value | flags)):
+            i += 1  # a misspelt option (--jsn): Click says so and suggests --json
             continue
         if arg.startswith("--") and arg.split("=", 1)[0] in takes_value:
             i += 1
@@ -65,6 +71,12 @@ def _move_dash_formula(command: TyperCommand, ctx: typer.Context, args: list[str
             return rest[: k + 1] + [arg] + rest[k + 1 :]
         return rest + ["--", arg]
     return args
+
+
+def _close_option(arg: str, options: set[str]) -> bool:
+    import difflib
+
+    return bool(difflib.get_close_matches(arg.split("=", 1)[0], list(options), n=1, cutoff=0.6))
 
 
 def _options_before_dashes(args: list[str], takes_value: set[str], flags: set[str]) -> list[str]:

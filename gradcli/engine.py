@@ -19,8 +19,9 @@ def forward(tape: Tape, at: Mapping[str, object]) -> list:
     """Every node's value, in tape order. `at` maps each variable name to its value."""
     missing = [name for name in tape.variables if name not in at]
     if missing:
-        listed = ", ".join(missing)
-        example = ",".join(f"{m}=..." for m in missing)
+        shown = missing[:5]
+        listed = ", ".join(shown) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        example = ",".join(f"{m}=..." for m in shown)
         raise InputError(f"no value for {_plural(len(missing), 'variable')} {listed}: "
                          f"give {'it' if len(missing) == 1 else 'them'} with --at {example}")
     values: list = [None] * len(tape)

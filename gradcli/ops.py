@@ -45,6 +45,11 @@ def _indicator(cond):
     return _where(cond, ONE, ZERO)
 
 
+def _real(y, slope):
+    """No slope where the function has no real value: a NaN value gets a NaN partial."""
+    return _where(np.isnan(y), np.nan, slope)
+
+
 def _pow_partials(y, a, b):
     # d/da a^b = b·a^(b-1), taken as 0 when b = 0 (so 0^0 has slope 0, not 0·∞).
     da = _where(b == 0, ZERO, b * a ** (b - 1))
@@ -91,12 +96,12 @@ _register(
     Op("exp", 1, np.exp,
        lambda y, a: (y,), "∂/∂a = exp(a)", "overflows to Infinity above a ≈ 709.78"),
     Op("log", 1, np.log,
-       lambda y, a: (1.0 / a,), "∂/∂a = 1/a", "natural logarithm (ln); domain a > 0: "
+       lambda y, a: (_real(y, 1.0 / a),), "∂/∂a = 1/a", "natural logarithm (ln); domain a > 0: "
        "log(0) = -Infinity, log(a < 0) = NaN"),
     Op("log2", 1, np.log2,
-       lambda y, a: (1.0 / (a * LN2),), "∂/∂a = 1/(a·ln 2)", "domain a > 0"),
+       lambda y, a: (_real(y, 1.0 / (a * LN2)),), "∂/∂a = 1/(a·ln 2)", "domain a > 0"),
     Op("log10", 1, np.log10,
-       lambda y, a: (1.0 / (a * LN10),), "∂/∂a = 1/(a·ln 10)", "domain a > 0"),
+       lambda y, a: (_real(y, 1.0 / (a * LN10)),), "∂/∂a = 1/(a·ln 10)", "domain a > 0"),
     Op("sqrt", 1, np.sqrt,
        lambda y, a: (0.5 / y,), "∂/∂a = 1/(2·sqrt(a))",
        "domain a ≥ 0; the slope at 0 is Infinity"),

@@ -19,7 +19,7 @@ from lark import Lark, Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 from lark.lark import PostLex
 
-from .errors import ParseError
+from .errors import ParseError, line_and_column
 from .ops import CONSTANTS, FUNCTIONS, OPS, Op
 from .tape import Statement, Tape
 
@@ -404,6 +404,12 @@ def _open_paren(text: str, upto: int) -> int | None:
     return stack[-1] if stack else None
 
 
+def _ends_operand(text: str, pos: int) -> bool:
+    """Whether the text just before `pos` ends an operand (a number, a name or a ')')."""
+    before = text[:pos].rstrip(" \t\f\r")
+    return bool(before) and (before[-1] == ")" or before[-1].isalnum() or before[-1] in "_.")
+
+
 def _syntax_error(text: str, exc: UnexpectedInput) -> ParseError:
     if isinstance(exc, UnexpectedCharacters):
         ch = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else ""
@@ -429,11 +435,14 @@ def _syntax_error(text: str, exc: UnexpectedInput) -> ParseError:
     if tok.type == "RPAR" and "RPAR" not in expected and _open_paren(text, pos) is None:
         return ParseError("unexpected ')': there is no '(' open here", text, pos)
     hint = None
-    prev = getattr(exc, "token_history", None)
-    prev_type = prev[-1].type if prev else None
-    if tok.type in _OPERAND_START and prev_type in _OPERAND_END:
+    if tok.type in _OPERAND_START and _ends_operand(text, pos):
         hint = "gradcli never multiplies implicitly: write '*' between factors, as in 2*x"
-    if tok.type == "ASSIGN":
+    elif tok.type == "ASSIGN":
         hint = "'=' names an intermediate at the start of a statement, as in q = x + y"
+    opened = _open_paren(text, pos)
+    if opened is not None and text.count("\n", opened, pos):
+        line, col = line_and_column(text, opened)
+        still = f"the '(' at line {line}, column {col} is still open"
+        hint = still if hint is None else f"{hint}; {still}"
     return ParseError(f"unexpected {_describe(tok)}; expected {_expected_words(expected)}",
                       text, pos, hint)

@@ -91,6 +91,9 @@ def summary(r: Result, digits: int = 6) -> Group:
     if len(names) == 1:
         # Short gradients on one line, longer ones one partial derivative per line.
         items = list(r.gradient.items())
+        if not items:
+            lines.append(Text(f"∇{names[0]}: none (the formula has no variables)"))
+            return Group(*lines)
         one_line = len(items) <= 3
         grad = Text(f"∇{names[0]}:" + (" " if one_line else ""))
         for k, (x, g) in enumerate(items):
