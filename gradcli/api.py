@@ -12,7 +12,7 @@ from .errors import InputError
 from .ops import CONSTANTS
 from .parse import gc_paused, parse
 from .points import coerce_point
-from .tape import Tape
+from .tape import Tape, shape_str
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +25,8 @@ class Node:
     name: str | None
     inputs: tuple[int, ...]
     value: float
-    partials: tuple  # ∂node/∂input for each input (None where the input carries no gradient)
+    partials: tuple  # ∂node/∂input for each input (None where the input carries no gradient,
+    # and for structural ops such as matmul, whose local derivative is a Jacobian)
     grad: object  # ∂output/∂node; a list (one per output) when there are several; None if inactive
 
 
@@ -105,7 +106,8 @@ class Result:
         tape = self.tape
         ins = tape.inputs[i]
         ps = self.partials[i]
-        shown = tuple(_py(ps[k]) if self.active[j] else None for k, j in enumerate(ins))
+        shown = tuple(_py(ps[k]) if ps is not None and self.active[j] else None
+                      for k, j in enumerate(ins))
         return Node(i, tape.ops[i].name, tape.expr(i), tape.names.get(i), ins,
                     _py(self.values[i]), shown, self.grad(i))
 
@@ -143,10 +145,11 @@ def run(tape: Tape, point: dict[str, np.float64], wrt: Iterable[str] | None,
         values = engine.forward(tape, point)
         partials = engine.local_partials(tape, values)
         flags = engine.active(tape, wrt_list)
-        adjoints = [engine.backward(tape, partials, flags, o) for o in tape.outputs]
+        adjoints = [engine.backward(tape, values, partials, flags, o) for o in tape.outputs]
     warnings += engine.nonfinite_warnings(tape, values, partials, flags)
     result = Result(tape, dict(point), wrt_list, values, partials, flags, adjoints, warnings)
     _explain_nonfinite(result)
+    _tensor_outputs(result)
     return result
 
 
@@ -174,18 +177,31 @@ def _check_wrt(tape: Tape, wrt: Iterable[str] | None) -> list[str]:
 
 def _explain_nonfinite(result: Result) -> None:
     """Make sure every non-finite number in the output comes with at least one warning."""
-    if result.warnings and any("Infinity" in w or "NaN" in w for w in result.warnings):
+    if result.warnings and any("Infinity" in w or "NaN" in w or "finite" in w
+                               for w in result.warnings):
         return
     bad = [name for name, v in result.at.items()
-           if name in result.tape.variables and not np.isfinite(v)]
+           if name in result.tape.variables and not engine.finite(v)]
     if bad:
         result.warnings.append("the value of " + ", ".join(bad) + " is not finite")
         return
-    for k, row in enumerate(result.jacobian):
-        for name, g in row.items():
-            if not np.isfinite(g):
+    for adj in result.adjoints:
+        for name in result.wrt:
+            if not engine.finite(adj[result.tape.variables[name]]):
                 result.warnings.append(f"the gradient with respect to {name} is not finite")
                 return
+
+
+def _tensor_outputs(result: Result) -> None:
+    """Say how a tensor output is backpropagated: from a gradient of ones, i.e. as its sum."""
+    for o in result.tape.outputs:
+        value = result.values[o]
+        if isinstance(value, np.ndarray) and result.active[o]:
+            label = result.tape.label(o, 40)
+            result.warnings.append(
+                f"the output `{label}` has shape {shape_str(value.shape)}: gradients are those of "
+                f"sum({label}), its gradient seeded with ones; write sum(G * ({label})) to seed "
+                "it with G")
 
 
 def _py(v):
@@ -197,9 +213,26 @@ def _py(v):
     return float(v)
 
 
-def evaluate_text(text: str, at_specs: Sequence[str], wrt: Iterable[str] | None) -> Result:
+def evaluate_text(text: str, at_specs: Sequence[str], wrt: Iterable[str] | None,
+                  seed: int | None = None) -> Result:
     """Evaluate with the point given as `--at` strings (the CLI's entry to the core)."""
-    from .points import parse_at
-
     tape, warnings = parse(text)
-    return run(tape, parse_at(at_specs), wrt, warnings)
+    return run(tape, read_point(text, at_specs, seed, warnings), wrt, warnings)
+
+
+def read_point(text: str, at_specs: Sequence[str], seed: int | None,
+               warnings: list[str]) -> dict:
+    """The formula file's own `# at:` values, then the user's `--at` values over them."""
+    from .errors import GradcliError
+    from .points import Point, defaults
+
+    reader = Point(seed)
+    try:
+        point = reader.parse(defaults(text))
+    except GradcliError as exc:
+        raise InputError(f"in the formula's '# at:' line: {exc.message}") from None
+    point.update(reader.parse(at_specs))
+    if reader.drew and seed is None:
+        warnings.append(f"random values were drawn with seed {reader.seed}; --seed "
+                        f"{reader.seed} draws the same ones again")
+    return point

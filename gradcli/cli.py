@@ -113,6 +113,8 @@ class Format(str, Enum):
     table = "table"
     json = "json"
     tree = "tree"
+    dot = "dot"
+    mermaid = "mermaid"
 
 
 def _version(value: bool) -> None:
@@ -168,8 +170,11 @@ def make_console(stderr: bool = False, soft_wrap: bool = False):
     from rich.console import Console
 
     plain = bool(os.environ.get("NO_COLOR"))
-    return Console(stderr=stderr, highlight=False, soft_wrap=soft_wrap,
-                   **({"color_system": None} if plain else {}))
+    options = {"color_system": None} if plain else {}
+    stream = sys.stderr if stderr else sys.stdout
+    if not stream.isatty() and not os.environ.get("COLUMNS"):
+        options["width"] = 160  # a file or a pipe: wide tables rather than wrapped cells
+    return Console(stderr=stderr, highlight=False, soft_wrap=soft_wrap, **options)
 
 
 def warn(messages: list[str]) -> None:
@@ -210,7 +215,9 @@ def eval_command(
         help="The formula, e.g. \"(x+y)*z\"; or a file (samples/neuron.grad); or - for stdin."),
     at: Optional[List[str]] = typer.Option(
         None, "--at", "-a", metavar="NAME=VALUE,...",
-        help="The point: --at x=-2,y=5,z=-4 (repeatable). Values: 3, -2.5, 1e-3, 1/3, pi, e."),
+        help="The point: --at x=-2,y=5,z=-4 (repeatable). Values: 3, -2.5, 1/3, pi, e; "
+             "'w=[2,-3]', 'W=[[1,2],[3,4]]', W=@w.npy, W=@w.csv, @point.json, "
+             "'W=randn(5,10)', zeros(3), ones(2,2)."),
     wrt: Optional[List[str]] = typer.Option(
         None, "--wrt", "-w", metavar="NAME,...",
         help="Differentiate with respect to these variables only (default: all)."),
@@ -221,13 +228,28 @@ def eval_command(
                                help="Significant digits in the table and tree."),
     max_rows: int = typer.Option(200, "--max-rows", min=0,
                                  help="Table rows to show for big formulas (0: all)."),
+    seed: Optional[int] = typer.Option(None, "--seed", min=0,
+                                       help="Seed for randn(...)/rand(...) values in --at."),
+    points: Optional[str] = typer.Option(
+        None, "--points", metavar="FILE.csv",
+        help="Batch mode: one result per CSV row (header = variable names), as CSV, or JSON "
+             "Lines with --json."),
 ) -> None:
     """Evaluate FORMULA at a point and backpropagate: value, gradient, and every node."""
     from .api import evaluate_text
 
     text = read_formula(formula)
-    result = evaluate_text(text, at or [], _split_names(wrt))
+    if points is not None:
+        _batch(text, points, at or [], _split_names(wrt), seed, as_json or fmt is Format.json)
+        return
+    result = evaluate_text(text, at or [], _split_names(wrt), seed)
     chosen = Format.json if as_json else fmt
+    if chosen in (Format.dot, Format.mermaid):
+        from .render.graph import graph_text
+
+        warn(result.warnings)
+        _write(graph_text(result, chosen.value, digits) + "\n")
+        return
     if chosen is Format.json:
         warn(result.warnings)
         _write(result.to_json() + "\n")
@@ -248,11 +270,266 @@ def eval_command(
                   "shows them all, --json lists them all"])
 
 
+def _batch(text: str, path: str, at: list[str], wrt: Optional[list[str]], seed: Optional[int],
+           as_json: bool) -> None:
+    """`eval --points FILE`: stream CSV or JSON Lines, chunk by chunk, with a progress bar."""
+    from .api import _check_wrt, read_point
+    from .batch import CsvPoints, run_batch
+    from .parse import parse
+    from .render.batchout import csv_header, csv_rows, jsonl_rows
+
+    tape, warnings = parse(text)
+    fixed = read_point(text, at, seed, warnings)
+    names = _check_wrt(tape, wrt)
+    reader = CsvPoints(path, sys.stdin if path == "-" else None)
+    unused = [c for c in reader.columns if c not in tape.variables]
+    if unused:
+        warnings.append(f"{path}: column{'s' if len(unused) > 1 else ''} "
+                        f"{', '.join(unused[:5])} not used by the formula")
+    chunks = run_batch(tape, reader, fixed, names)
+    warn(warnings)
+    progress = _progress(path)
+    row = 1
+    try:
+        for chunk in chunks:
+            if row == 1 and not as_json:
+                _write(csv_header(names))
+            _write(jsonl_rows(chunk, names, row) if as_json else csv_rows(chunk, names))
+            row += len(chunk)
+            if progress is not None:
+                progress.update(chunk.chars_read)
+    finally:
+        if progress is not None:
+            progress.close()
+
+
+class _Bar:
+    """A progress bar on stderr, by characters of the file read."""
+
+    def __init__(self, total: int):
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.progress = Progress(TextColumn("reading points"), BarColumn(),
+                                 TextColumn("{task.percentage:>3.0f}%"), TimeRemainingColumn(),
+                                 console=make_console(stderr=True), transient=True)
+        self.task = self.progress.add_task("points", total=total)
+        self.progress.start()
+
+    def update(self, done: int) -> None:
+        self.progress.update(self.task, completed=done)
+
+    def close(self) -> None:
+        self.progress.stop()
+
+
+def _progress(path: str):
+    """A bar for long files when stderr is a terminal; None otherwise."""
+    if path == "-" or not sys.stderr.isatty():
+        return None
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        return None
+    return _Bar(size) if size > 8 << 20 else None
+
+
 def _write(text: str) -> None:
     out = sys.stdout
     for k in range(0, len(text), 1 << 20):
         out.write(text[k : k + (1 << 20)])
     out.flush()
+
+
+# -- graph: the circuit diagram ----------------------------------------------------------------
+
+class GraphFormat(str, Enum):
+    dot = "dot"
+    mermaid = "mermaid"
+    svg = "svg"
+    png = "png"
+
+
+GRAPH_EXAMPLES = """Examples:
+
+\b
+  gradcli graph samples/circuit.grad --at x=-2,y=5,z=-4                  (DOT on stdout)
+  gradcli graph samples/circuit.grad --at x=-2,y=5,z=-4 --format mermaid
+  gradcli graph "(x+y)*z" --at x=-2,y=5,z=-4 --format svg -o circuit.svg  (needs Graphviz)
+  gradcli graph "(x+y)*z" --at x=-2,y=5,z=-4 | dot -Tpng -o circuit.png
+"""
+
+
+@app.command("graph", cls=FormulaCommand, no_args_is_help=True, epilog=GRAPH_EXAMPLES)
+def graph_command(
+    formula: str = typer.Argument(
+        ..., metavar="FORMULA",
+        help="The formula, e.g. \"(x+y)*z\"; or a file (samples/neuron.grad); or - for stdin."),
+    at: Optional[List[str]] = typer.Option(
+        None, "--at", "-a", metavar="NAME=VALUE,...",
+        help="The point: --at x=-2,y=5,z=-4 (repeatable)."),
+    wrt: Optional[List[str]] = typer.Option(
+        None, "--wrt", "-w", metavar="NAME,...",
+        help="Differentiate with respect to these variables only (default: all)."),
+    fmt: Optional[GraphFormat] = typer.Option(
+        None, "--format", "-f", case_sensitive=False,
+        help="dot or mermaid (text, nothing to install); svg or png (need Graphviz's dot). "
+             "Default: from -o's extension, else dot."),
+    output: Optional[str] = typer.Option(None, "--output", "-o", metavar="FILE",
+                                         help="Write to FILE instead of stdout."),
+    digits: int = typer.Option(4, "--digits", min=1, max=17,
+                               help="Significant digits in the labels."),
+    max_nodes: int = typer.Option(200, "--max-nodes", min=0,
+                                  help="Refuse to draw more nodes than this (0: no limit)."),
+) -> None:
+    """Draw FORMULA's circuit: each node with its value (green) and gradient (red)."""
+    from .api import run
+    from .parse import parse
+    from .points import parse_at
+    from .render.graph import check_size, choose_format, graph_text, render_image
+
+    kind = choose_format(fmt.value if fmt else None, output)
+    to_stdout = output is None or output == "-"
+    if kind == "png" and to_stdout and sys.stdout.isatty():
+        raise InputError("PNG is binary: write it to a file with -o FILE.png")
+    tape, warnings = parse(read_formula(formula))
+    check_size(tape, max_nodes)
+    result = run(tape, parse_at(at or []), _split_names(wrt), warnings)
+    warn(result.warnings)
+    if kind in ("dot", "mermaid"):
+        data = (graph_text(result, kind, digits) + "\n").encode("utf-8")
+    else:
+        data = render_image(graph_text(result, "dot", digits), kind)
+    if to_stdout:
+        out = getattr(sys.stdout, "buffer", None)
+        if out is None:  # pragma: no cover - a text-only stdout
+            _write(data.decode("utf-8", "replace"))
+        else:
+            sys.stdout.flush()
+            out.write(data)
+            out.flush()
+        return
+    try:
+        with open(output, "wb") as fh:
+            fh.write(data)
+    except OSError as exc:
+        raise InputError(f"cannot write {output}: {exc.strerror or exc}") from None
+    sys.stderr.write(f"gradcli: wrote {output} ({kind}, {len(tape)} nodes)\n")
+
+
+# -- descend: gradient descent -----------------------------------------------------------------
+
+class Optimizer(str, Enum):
+    sgd = "sgd"
+    momentum = "momentum"
+    adam = "adam"
+
+
+DESCEND_EXAMPLES = """Examples:
+
+\b
+  gradcli descend "(w-3)^2 + (v+1)^2" --at w=0,v=0 --wrt w,v --lr 0.1 --steps 100
+  gradcli descend samples/descend_neuron.grad --steps 500 --json
+  gradcli descend "(w-3)^2 + 10*(v+1)^2" --optimizer adam --lr 0.3 --steps 200
+  gradcli descend "x^2" --at x=1 --lr 1.5 --steps 1000     (diverges: exit 1)
+"""
+
+
+@app.command("descend", cls=FormulaCommand, no_args_is_help=True, epilog=DESCEND_EXAMPLES)
+def descend_command(
+    formula: str = typer.Argument(
+        ..., metavar="FORMULA",
+        help="The loss, one scalar output; or a file (samples/descend_neuron.grad); or -."),
+    at: Optional[List[str]] = typer.Option(
+        None, "--at", "-a", metavar="NAME=VALUE,...",
+        help="The starting point (repeatable); parameters it leaves out start at 0."),
+    wrt: Optional[List[str]] = typer.Option(
+        None, "--wrt", "-w", metavar="NAME,...",
+        help="The parameters to move (default: every variable); the others stay fixed."),
+    lr: float = typer.Option(0.1, "--lr", help="The learning rate η in θ ← θ − η∇L."),
+    steps: int = typer.Option(100, "--steps", min=0, help="How many updates to make."),
+    optimizer: Optimizer = typer.Option(
+        Optimizer.sgd, "--optimizer", case_sensitive=False,
+        help="sgd (plain θ ← θ − η∇L), momentum (heavy ball, see --momentum) or adam."),
+    momentum: float = typer.Option(0.9, "--momentum", help="μ for --optimizer momentum."),
+    tol: float = typer.Option(0.0, "--tol", help="Stop early once ‖∇L‖ ≤ TOL."),
+    every: int = typer.Option(1, "--every", min=1,
+                              help="Keep every Nth step in the record (JSON and table)."),
+    as_json: bool = typer.Option(False, "--json",
+                                 help="Print the trajectory as JSON (no curve or table)."),
+    digits: int = typer.Option(6, "--digits", min=1, max=17,
+                               help="Significant digits in the table."),
+) -> None:
+    """Minimise FORMULA by gradient descent, θ ← θ − η∇L: a progress bar, the loss curve,
+    a table of steps and the final parameters. Exit 1 if the loss stops being finite."""
+    from rich.text import Text
+
+    from .descend import Trajectory, descend, starting_point
+    from .parse import parse
+    from .points import parse_at
+
+    text = read_formula(formula)
+    tape, warnings = parse(text)
+    point, names, zeroed = starting_point(tape, parse_at(at or []), _split_names(wrt))
+    warn(warnings)
+    if zeroed:
+        note = Text("note: ", style="bold")
+        note.append(f"starting {', '.join(zeroed)} at 0 (no value given with --at)")
+        make_console(stderr=True, soft_wrap=True).print(note)
+    traj = Trajectory(every=every, warnings=list(warnings))
+    records = descend(tape, point, names, lr=lr, steps=steps, optimizer=optimizer.value,
+                      momentum=momentum, tol=tol)
+    bar = _DescentBar(steps) if sys.stderr.isatty() else None
+    try:
+        for record in records:
+            traj.add(record)
+            warn(list(record.warnings))
+            if bar is not None:
+                bar.update(record.step, record.loss)
+    except KeyboardInterrupt:
+        traj.interrupt()
+    finally:
+        if bar is not None:
+            bar.close()
+    if traj.final is None:
+        raise KeyboardInterrupt  # nothing computed yet: just "interrupted"
+    if traj.stopped in ("diverged", "interrupted"):
+        warn([traj.message])
+    if as_json:
+        _write(traj.to_json(text, names, optimizer.value, lr) + "\n")
+    else:
+        from .render.curve import render_descent
+
+        console = make_console()
+        render_descent(console, traj, digits)
+        if traj.stopped in ("steps", "converged"):
+            console.print(Text(f"{traj.message} ({optimizer.value}, --lr {lr:g})", style="dim"))
+    if traj.stopped == "diverged":
+        raise typer.Exit(1)
+    if traj.stopped == "interrupted":
+        raise typer.Exit(130)
+
+
+class _DescentBar:
+    """Descent's progress bar on stderr, with the current loss."""
+
+    def __init__(self, total: int):
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                   TimeElapsedColumn)
+
+        self.progress = Progress(TextColumn("descent"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("loss {task.fields[loss]}", markup=False),
+                                 TimeElapsedColumn(), console=make_console(stderr=True),
+                                 transient=True)
+        self.task = self.progress.add_task("descent", total=total, loss="…")
+        self.progress.start()
+
+    def update(self, step: int, loss: float) -> None:
+        from .render.text import fmt
+
+        self.progress.update(self.task, completed=step, loss=fmt(loss, 4))
+
+    def close(self) -> None:
+        self.progress.stop()
 
 
 def main(argv: Optional[list[str]] = None) -> int:

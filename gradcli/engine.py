@@ -11,8 +11,9 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .errors import InputError
-from .tape import Tape
+from .errors import InputError, ShapeError
+from .ops import MINUS_ONE, ONE
+from .tape import Tape, shape_str
 
 
 def forward(tape: Tape, at: Mapping[str, object]) -> list:
@@ -30,28 +31,62 @@ def forward(tape: Tape, at: Mapping[str, object]) -> list:
     for i, v in tape.literals.items():
         values[i] = v
     ops, inputs = tape.ops, tape.inputs
-    with np.errstate(all="ignore"):
-        for i, op in enumerate(ops):
-            ins = inputs[i]
-            if not ins:
-                continue
-            if len(ins) == 2:
-                values[i] = op.value(values[ins[0]], values[ins[1]])
-            elif len(ins) == 1:
-                values[i] = op.value(values[ins[0]])
-            else:
-                values[i] = op.value(*[values[j] for j in ins])
+    i = 0
+    try:
+        with np.errstate(all="ignore"):
+            for i, op in enumerate(ops):
+                ins = inputs[i]
+                if not ins:
+                    continue
+                if len(ins) == 2:
+                    values[i] = op.value(values[ins[0]], values[ins[1]])
+                elif len(ins) == 1:
+                    values[i] = op.value(values[ins[0]])
+                else:
+                    values[i] = op.value(*[values[j] for j in ins])
+    except (ValueError, IndexError) as exc:  # numpy's shape errors
+        raise shape_error(tape, values, i, exc) from None
     return values
 
 
+def shape_error(tape: Tape, values: Sequence, i: int, exc: Exception) -> ShapeError:
+    """A shape mismatch at node i, naming the node, the operator and the input shapes."""
+    op = tape.ops[i]
+    ins = tape.inputs[i]
+    shapes = [shape_str(np.shape(values[j])) for j in ins]
+    pos = tape.starts[i]
+    if op.symbol and len(ins) == 2:  # the caret goes under the operator itself
+        gap_start = tape.ends[ins[0]]
+        found = tape.text.find(op.symbol, gap_start, tape.starts[ins[1]])
+        pos = found if found >= 0 else pos
+        what = f"'{op.symbol}'"
+    else:
+        what = f"{op.name}()"
+    detail = str(exc).split("\n")[0]
+    if "axis" in detail and op.axis:
+        message = f"{what} in `{tape.expr(i, 40)}`: {detail} (input shape {shapes[0]})"
+    else:
+        listed = " and ".join(shapes) if len(shapes) == 2 else ", ".join(shapes)
+        message = f"shapes {listed} do not fit {what} in `{tape.expr(i, 40)}`"
+        if op.note and not op.elementwise:
+            message += f" ({op.note})"
+        elif op.elementwise:
+            message += " (elementwise operations broadcast as numpy does)"
+    return ShapeError(message, tape.text, pos)
+
+
 def local_partials(tape: Tape, values: Sequence) -> list:
-    """Each node's local derivatives ∂node/∂input, one tuple per node (empty for leaves)."""
+    """Each node's local derivatives ∂node/∂input: a tuple per node (empty for leaves, None for
+    structural ops such as matmul, whose reverse rule is a vjp)."""
     out: list = [()] * len(tape)
     ops, inputs = tape.ops, tape.inputs
     with np.errstate(all="ignore"):
         for i, op in enumerate(ops):
             ins = inputs[i]
             if not ins:
+                continue
+            if op.partials is None:
+                out[i] = None  # a structural op: its vjp takes the place of partials
                 continue
             if len(ins) == 2:
                 out[i] = op.partials(values[i], values[ins[0]], values[ins[1]])
@@ -78,14 +113,38 @@ def active(tape: Tape, wrt: Sequence[str]) -> list[bool]:
     return flags
 
 
-def backward(tape: Tape, partials: Sequence, flags: Sequence[bool], output: int) -> list:
+def unbroadcast(g, shape: tuple):
+    """Sum a gradient over the axes broadcasting added, so it has the input's shape again."""
+    if np.shape(g) == shape:
+        return g
+    g = np.asarray(g)
+    extra = g.ndim - len(shape)
+    if extra > 0:
+        g = g.sum(axis=tuple(range(extra)))
+    axes = tuple(k for k, n in enumerate(shape) if n == 1 and g.shape[k] != 1)
+    if axes:
+        g = g.sum(axis=axes, keepdims=True)
+    return g.reshape(shape)[()] if shape == () else g.reshape(shape)
+
+
+def seed_for(value):
+    """The reverse sweep's starting gradient: 1 for a scalar output, ones for a tensor output
+    (the gradients are then those of the sum of its elements)."""
+    if isinstance(value, np.ndarray):
+        return np.ones(value.shape)
+    return np.float64(1.0)
+
+
+def backward(tape: Tape, values: Sequence, partials: Sequence, flags: Sequence[bool],
+             output: int) -> list:
     """Adjoints ∂output/∂node for every active node (None elsewhere): one reverse sweep."""
     n = len(tape)
     adj: list = [None] * n
     if not flags[output]:
         return adj
-    adj[output] = np.float64(1.0)
-    inputs = tape.inputs
+    adj[output] = seed_for(values[output])
+    inputs, ops = tape.inputs, tape.ops
+    ndarray = np.ndarray
     with np.errstate(all="ignore"):
         for i in range(output, -1, -1):
             g = adj[i]
@@ -94,39 +153,58 @@ def backward(tape: Tape, partials: Sequence, flags: Sequence[bool], output: int)
             ins = inputs[i]
             if not ins:
                 continue
+            op = ops[i]
+            if op.vjp is not None:
+                grads = op.vjp(g, values[i], *[values[j] for j in ins])
+                for k, j in enumerate(ins):
+                    c = grads[k]
+                    if flags[j] and c is not None:
+                        prev = adj[j]
+                        adj[j] = c if prev is None else prev + c
+                continue
             ps = partials[i]
             for k, j in enumerate(ins):
                 if flags[j]:
-                    contribution = g * ps[k]
+                    p = ps[k]
+                    c = g if p is ONE else (-g if p is MINUS_ONE else g * p)
+                    if type(c) is ndarray or type(values[j]) is ndarray:
+                        c = unbroadcast(c, np.shape(values[j]))
                     prev = adj[j]
-                    adj[j] = contribution if prev is None else prev + contribution
+                    adj[j] = c if prev is None else prev + c
     # Active nodes the output does not reach have gradient 0, not "none".
-    zero = np.float64(0.0)
     for i in range(n):
         if flags[i] and adj[i] is None:
-            adj[i] = zero
+            adj[i] = np.zeros(np.shape(values[i]))[()]
     return adj
 
 
-def jvp(tape: Tape, partials: Sequence, seed: Mapping[int, object]) -> list:
+def jvp(tape: Tape, values: Sequence, partials: Sequence, seed: Mapping[int, object]) -> list:
     """Tangents dnode/dt for a direction given on input nodes: one forward sweep."""
     n = len(tape)
     tangent: list = [None] * n
     for i, v in seed.items():
         tangent[i] = v
-    inputs = tape.inputs
+    inputs, ops = tape.inputs, tape.ops
     with np.errstate(all="ignore"):
         for i in range(n):
             ins = inputs[i]
             if not ins:
                 continue
-            ps = partials[i]
-            total = None
-            for k, j in enumerate(ins):
-                t = tangent[j]
-                if t is not None:
-                    term = ps[k] * t
-                    total = term if total is None else total + term
+            op = ops[i]
+            ts = [tangent[j] for j in ins]
+            if all(t is None for t in ts):
+                continue
+            if op.jvp is not None:
+                total = op.jvp(ts, values[i], *[values[j] for j in ins])
+            else:
+                ps = partials[i]
+                total = None
+                for k, t in enumerate(ts):
+                    if t is not None:
+                        term = ps[k] * t
+                        total = term if total is None else total + term
+            if total is not None and np.shape(total) != np.shape(values[i]):
+                total = np.broadcast_to(total, np.shape(values[i])).copy()
             tangent[i] = total
     return tangent
 
@@ -140,8 +218,8 @@ def nonfinite_warnings(tape: Tape, values: Sequence, partials: Sequence,
         ins = inputs[i]
         if not ins:
             continue
-        if not _finite(values[i]):
-            if all(_finite(values[j]) for j in ins):
+        if not finite(values[i]):
+            if all(finite(values[j]) for j in ins):
                 op = ops[i]
                 note = f" ({op.note})" if op.note else ""
                 warnings.append(
@@ -150,8 +228,10 @@ def nonfinite_warnings(tape: Tape, values: Sequence, partials: Sequence,
         if not flags[i]:
             continue
         ps = partials[i]
+        if ps is None:
+            continue
         for k, j in enumerate(ins):
-            if flags[j] and not _finite(ps[k]) and all(_finite(values[m]) for m in ins):
+            if flags[j] and not finite(ps[k]) and all(finite(values[m]) for m in ins):
                 op = ops[i]
                 note = f" ({op.note})" if op.note else ""
                 warnings.append(
@@ -162,7 +242,8 @@ def nonfinite_warnings(tape: Tape, values: Sequence, partials: Sequence,
     return warnings
 
 
-def _finite(v) -> bool:
+def finite(v) -> bool:
+    """Whether a value (scalar or array) holds only finite numbers."""
     try:
         return math.isfinite(v)  # numpy float64 scalars are floats: the fast path
     except TypeError:

@@ -40,6 +40,13 @@ class ParseError(GradcliError):
         return "\n".join(out)
 
 
+class ShapeError(ParseError):
+    """Tensor shapes that do not fit an operator: shown with a caret under it."""
+
+    def render(self) -> str:
+        return super().render().replace("syntax error at", "shape error at", 1)
+
+
 class InputError(GradcliError):
     """A bad `--at` value, a missing variable, an unreadable file and the like."""
 

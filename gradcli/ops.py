@@ -25,15 +25,30 @@ ZERO = np.float64(0.0)
 
 @dataclass(frozen=True, slots=True)
 class Op:
-    """One operator: how to compute it and its local derivatives."""
+    """One operator: how to compute it and its local derivatives.
+
+    Elementwise ops give `partials`; the engine multiplies and undoes broadcasting. Structural
+    ops (matmul, sum, softmax, ...) give `vjp(g, y, *xs)` -> one gradient per input (None for an
+    input that takes none, such as an axis) and `jvp(ts, y, *xs)` -> the output's tangent, with
+    `ts[k]` None where input k has no tangent.
+    """
 
     name: str
     arity: int  # number of inputs; -1 for n-ary (at least one)
     value: Callable
-    partials: Callable
+    partials: Callable | None
     rule: str  # the local derivatives as a student writes them
     note: str = ""  # domain and subgradient convention
     symbol: str | None = None  # infix symbol, for binary and unary operators
+    vjp: Callable | None = None
+    jvp: Callable | None = None
+    max_arity: int | None = None  # when more inputs are allowed (sum(A, axis)): the most
+    axis: bool = False  # the optional last argument is a constant integer axis
+
+    @property
+    def elementwise(self) -> bool:
+        """Whether the op works element by element (so batch mode may vectorise it)."""
+        return self.vjp is None
 
 
 def _where(cond, a, b):
@@ -129,10 +144,11 @@ _register(
        lambda y, a: (np.sign(a),), "∂/∂a = sign(a)", "kink at 0: abs'(0) = 0"),
     Op("sign", 1, np.sign,
        lambda y, a: (ZERO * a,), "∂/∂a = 0", "sign(0) = 0; the jump at 0 is given slope 0"),
-    Op("max", -1, lambda *xs: reduce(np.maximum, xs),
+    Op("max", -1, lambda *xs: reduce(np.maximum, xs) if len(xs) > 1 else np.max(xs[0]),
        lambda y, *xs: tuple(_indicator(x >= y) for x in xs), "∂/∂a_i = 1(a_i ≥ every a_j)",
-       "CS231n's convention: at a tie every maximal input gets slope 1"),
-    Op("min", -1, lambda *xs: reduce(np.minimum, xs),
+       "CS231n's convention: at a tie every maximal input gets slope 1; "
+       "max(v) of one tensor is its largest element"),
+    Op("min", -1, lambda *xs: reduce(np.minimum, xs) if len(xs) > 1 else np.min(xs[0]),
        lambda y, *xs: tuple(_indicator(x <= y) for x in xs), "∂/∂a_i = 1(a_i ≤ every a_j)",
        "at a tie every minimal input gets slope 1 (as for max)"),
     Op("atan2", 2, np.arctan2,
@@ -140,12 +156,163 @@ _register(
        "∂/∂y = x/(x² + y²), ∂/∂x = -y/(x² + y²)", "atan2(y, x); no slope at the origin (NaN)"),
 )
 
+# -- tensors -------------------------------------------------------------------------------------
+# Structural ops follow numpy's shape rules; each gives its reverse (vjp) and forward (jvp) rule.
+
+
+def _matmul_vjp(g, y, a, b):
+    a2, b2 = np.ndim(a), np.ndim(b)
+    if a2 == 1 and b2 == 1:  # inner product: a scalar
+        return g * b, g * a
+    if a2 == 1:  # (k,) @ (k, m) -> (m,)
+        return b @ g, np.outer(a, g)
+    if b2 == 1:  # (n, k) @ (k,) -> (n,)
+        return np.outer(g, b), a.T @ g
+    return g @ np.swapaxes(b, -1, -2), np.swapaxes(a, -1, -2) @ g
+
+
+def _matmul_jvp(ts, y, a, b):
+    ta, tb = ts
+    out = None
+    if ta is not None:
+        out = np.matmul(ta, b)
+    if tb is not None:
+        term = np.matmul(a, tb)
+        out = term if out is None else out + term
+    return out
+
+
+def _axis(xs) -> int | None:
+    return int(xs[1]) if len(xs) > 1 else None
+
+
+def _expand(g, a, axis):
+    """A reduction's gradient spread back over the reduced axis (or all elements)."""
+    if axis is not None and np.ndim(a) > 0:
+        g = np.expand_dims(g, axis)
+    return np.broadcast_to(g, np.shape(a)).copy() if np.ndim(a) else g
+
+
+def _sum(a, *axis):
+    return np.sum(a, axis=_axis((a, *axis)))[()]
+
+
+def _mean(a, *axis):
+    return np.mean(a, axis=_axis((a, *axis)))[()]
+
+
+def _count_reduced(a, axis):
+    return np.size(a) if axis is None else np.shape(a)[axis]
+
+
+def _softmax(a, *axis):
+    ax = _axis((a, *axis))
+    ax = -1 if ax is None else ax
+    if np.ndim(a) == 0:
+        return ONE
+    z = a - np.max(a, axis=ax, keepdims=True)
+    e = np.exp(z)
+    return e / np.sum(e, axis=ax, keepdims=True)
+
+
+def _softmax_vjp(g, y, a, *axis):
+    ax = _axis((a, *axis))
+    ax = -1 if ax is None else ax
+    if np.ndim(a) == 0:
+        return (ZERO * g,) + (None,) * len(axis)
+    return (y * (g - np.sum(g * y, axis=ax, keepdims=True)),) + (None,) * len(axis)
+
+
+def _softmax_jvp(ts, y, a, *axis):
+    ax = _axis((a, *axis))
+    ax = -1 if ax is None else ax
+    t = ts[0]
+    if np.ndim(a) == 0:
+        return ZERO * t
+    return y * (t - np.sum(t * y, axis=ax, keepdims=True))
+
+
+def _logsumexp(a, *axis):
+    ax = _axis((a, *axis))
+    m = np.max(a, axis=ax, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)
+    out = np.log(np.sum(np.exp(a - m), axis=ax, keepdims=True)) + m
+    return (np.squeeze(out, axis=ax) if ax is not None else out.reshape(()))[()]
+
+
+def _lse_weights(y, a, axis):
+    yk = y if axis is None else np.expand_dims(y, axis)
+    return np.exp(a - yk)
+
+
+def _norm(a):
+    return np.sqrt(np.sum(a * a))[()]
+
+
+def _norm_vjp(g, y, a):
+    # The slope of ‖a‖ at a = 0 is taken as 0 (a kink; any unit vector would do).
+    return (g * _where(y > 0, a / np.where(y > 0, y, 1.0), ZERO * a),)
+
+
+def _stack_vjp(g, y, *xs):
+    return tuple(g[k] for k in range(len(xs)))
+
+
+def _stack_jvp(ts, y, *xs):
+    return np.stack([np.zeros(np.shape(x)) if t is None else np.broadcast_to(t, np.shape(x))
+                     for t, x in zip(ts, xs)])
+
+
+def _tangent_sum(ts, xs, fn):
+    t = ts[0]
+    return None if t is None else fn(t, *xs[1:])
+
+
+_register(
+    Op("matmul", 2, np.matmul, None, "∂/∂A = G·Bᵀ, ∂/∂B = Aᵀ·G",
+       "numpy's shape rules: (n,k)@(k,m), (n,k)@(k,), (k,)@(k,m), (k,)@(k,)", symbol="@",
+       vjp=_matmul_vjp, jvp=_matmul_jvp),
+    Op("dot", 2, lambda a, b: np.dot(a, b)[()], None, "∂/∂a = G·bᵀ, ∂/∂b = aᵀ·G",
+       "dot(a, b): the inner product of vectors; for matrices, the matrix product",
+       vjp=_matmul_vjp, jvp=_matmul_jvp),
+    Op("transpose", 1, lambda a: np.transpose(a), None, "∂/∂A = Gᵀ",
+       "transpose(A), also written A.T; a vector or scalar is its own transpose",
+       vjp=lambda g, y, a: (np.transpose(g),),
+       jvp=lambda ts, y, a: np.transpose(ts[0])),
+    Op("sum", 1, _sum, None, "∂/∂a_i = 1",
+       "sum(A) adds every element; sum(A, k) adds along axis k", max_arity=2, axis=True,
+       vjp=lambda g, y, a, *ax: (_expand(g, a, _axis((a, *ax))),) + (None,) * len(ax),
+       jvp=lambda ts, y, a, *ax: _tangent_sum(ts, (a, *ax), _sum)),
+    Op("mean", 1, _mean, None, "∂/∂a_i = 1/n",
+       "mean(A) of every element; mean(A, k) along axis k", max_arity=2, axis=True,
+       vjp=lambda g, y, a, *ax: (_expand(g, a, _axis((a, *ax))) / _count_reduced(
+           a, _axis((a, *ax))),) + (None,) * len(ax),
+       jvp=lambda ts, y, a, *ax: _tangent_sum(ts, (a, *ax), _mean)),
+    Op("softmax", 1, _softmax, None, "∂/∂a = y ⊙ (G - Σ G ⊙ y)",
+       "softmax along the last axis (or axis k: softmax(A, k)), computed without overflow",
+       max_arity=2, axis=True, vjp=_softmax_vjp, jvp=_softmax_jvp),
+    Op("logsumexp", 1, _logsumexp, None, "∂/∂a = G · softmax(a)",
+       "log Σ exp(a) over every element (or along axis k), computed without overflow",
+       max_arity=2, axis=True,
+       vjp=lambda g, y, a, *ax: (_expand(g, a, _axis((a, *ax))) * _lse_weights(
+           y, a, _axis((a, *ax))),) + (None,) * len(ax),
+       jvp=lambda ts, y, a, *ax: None if ts[0] is None else _sum(
+           _lse_weights(y, a, _axis((a, *ax))) * ts[0], *ax)),
+    Op("norm", 1, _norm, None, "∂/∂a = a/‖a‖",
+       "the Euclidean (Frobenius) norm of every element; its slope at 0 is taken as 0",
+       vjp=_norm_vjp,
+       jvp=lambda ts, y, a: _where(y > 0, np.sum(a * ts[0]) / np.where(y > 0, y, 1.0), ZERO)),
+    Op("stack", -1, lambda *xs: np.stack(xs), None, "∂/∂a_k = G[k]",
+       "a [a, b, ...] literal with variables: its elements stacked along a new first axis",
+       vjp=_stack_vjp, jvp=_stack_jvp),
+)
+
 #: How users may write a function, mapped to its op. `pow(a, b)` is the same op as `a ^ b`.
 FUNCTIONS: dict[str, str] = {
     name: name
     for name in (
         "exp log log2 log10 sqrt sin cos tan asin acos atan sinh cosh tanh sigmoid relu "
-        "softplus abs sign max min atan2 pow"
+        "softplus abs sign max min atan2 pow sum mean dot transpose softmax logsumexp norm"
     ).split()
 }
 FUNCTIONS["ln"] = "log"

@@ -21,7 +21,7 @@ from lark.lark import PostLex
 
 from .errors import ParseError, line_and_column
 from .ops import CONSTANTS, FUNCTIONS, OPS, Op
-from .tape import Statement, Tape
+from .tape import Statement, Tape, shape_str
 
 _OP = {name: OPS[name] for name in OPS}
 
@@ -42,7 +42,8 @@ class _Newlines(PostLex):
     """Newlines end statements, except inside parentheses or after an operator, ',' or '='."""
 
     always_accept = ()
-    _CONTINUES = frozenset({"PLUS", "MINUS", "STAR", "SLASH", "POW", "COMMA", "ASSIGN", "LPAR"})
+    _CONTINUES = frozenset({"PLUS", "MINUS", "STAR", "SLASH", "AT", "POW", "COMMA", "ASSIGN",
+                            "LPAR", "LSQB"})
 
     def process(self, stream):
         depth = 0
@@ -52,9 +53,9 @@ class _Newlines(PostLex):
             if kind == "_SEP" and tok.value != ";":
                 if depth > 0 or prev in self._CONTINUES:
                     continue
-            elif kind == "LPAR":
+            elif kind == "LPAR" or kind == "LSQB":
                 depth += 1
-            elif kind == "RPAR" and depth > 0:
+            elif (kind == "RPAR" or kind == "RSQB") and depth > 0:
                 depth -= 1
             prev = kind
             yield tok
@@ -163,21 +164,71 @@ class Builder:
         if opname is None:
             raise self._unknown_function(name)
         op = _OP[opname]
-        if op.arity >= 0 and len(args) != op.arity:
-            raise self._error(
-                f"{name.value}() takes {_count(op.arity, 'argument')}, "
-                f"got {len(args)}", name.start_pos)
+        lo, hi = _arity(op)
+        if len(args) < lo or (hi is not None and len(args) > hi):
+            raise self._error(f"{name.value}() takes {_takes(op)}, got {len(args)}",
+                              name.start_pos)
+        if op.axis and len(args) == 2:
+            self._check_axis(name.value, args[1])
         i = self.tape.add(op, tuple(a[0] for a in args), name.start_pos, rpar.end_pos)
         return (i, name.start_pos, rpar.end_pos)
+
+    def _check_axis(self, fname: str, a) -> None:
+        tape = self.tape
+        value = tape.literals.get(a[0])
+        if value is None or a[0] in tape.names or np.ndim(value) or value != int(value):
+            raise self._error(f"the axis of {fname}(A, axis) must be a whole number such as 0 "
+                              "or 1", a[1])
 
     def call_empty(self, c):
         name, _, rpar = c
         opname = FUNCTIONS.get(name.value)
         if opname is None:
             raise self._unknown_function(name)
-        op = _OP[opname]
-        need = _count(op.arity, "argument") if op.arity >= 0 else "at least one argument"
-        raise self._error(f"{name.value}() takes {need}, got none", name.start_pos)
+        raise self._error(f"{name.value}() takes {_takes(_OP[opname])}, got none",
+                          name.start_pos)
+
+    # -- tensors ------------------------------------------------------------------------------
+    def matmul(self, c):
+        a, _, b = c
+        return self._binary("matmul", a, b)
+
+    def transpose_attr(self, c):
+        a, tok = c
+        i = self.tape.add(_OP["transpose"], (a[0],), a[1], tok.end_pos)
+        return (i, a[1], tok.end_pos)
+
+    def array(self, c):
+        lsqb, items, rsqb = c
+        tape = self.tape
+        s, e = lsqb.start_pos, rsqb.end_pos
+        ids = [a[0] for a in items]
+        shapes = [None] * len(ids)
+        literal = True
+        for k, i in enumerate(ids):
+            v = tape.literals.get(i)
+            if v is None or i in tape.names:
+                literal = False
+                break
+            shapes[k] = np.shape(v)
+        n = len(tape)
+        if literal and ids == list(range(n - len(ids), n)):
+            first = shapes[0]
+            for k, shape in enumerate(shapes):
+                if shape != first:
+                    raise self._error(_ragged(first, shape), items[k][1])
+            value = np.array([tape.literals[i] for i in ids], dtype=np.float64)
+            for i in reversed(ids):  # the elements become one constant
+                del tape.literals[i]
+                tape.ops.pop()
+                tape.inputs.pop()
+                tape.starts.pop()
+                tape.ends.pop()
+            j = tape.add(_OP["const"], (), s, e)
+            tape.literals[j] = value
+            return (j, s, e)
+        j = tape.add(_OP["stack"], tuple(ids), s, e)
+        return (j, s, e)
 
     def _unknown_function(self, name: Token) -> ParseError:
         close = difflib.get_close_matches(name.value, list(FUNCTIONS), n=1, cutoff=0.6)
@@ -207,14 +258,12 @@ class Builder:
         n, s = name.value, name.start_pos
         if n in CONSTANTS:
             raise self._error(f"{n} is a constant and cannot be assigned", s)
-        if n in FUNCTIONS:
-            raise self._error(f"{n} is a function name; give the value another name", s)
         if n in tape.bound:
             raise self._error(f"{n} is assigned twice; give each intermediate its own name", s)
         if n in tape.variables:
             raise self._error(f"{n} is used as an input before this line assigns it", s)
         i = a[0]
-        if i in tape.names or tape.ops[i].arity == 0:
+        if i in tape.names or not tape.inputs[i]:
             # The value already has a name (or is a leaf): a named copy keeps both names.
             i = tape.add(_OP["id"], (i,), a[1], a[2])
         else:
@@ -231,6 +280,29 @@ class Builder:
 
     def start(self, *_):
         return None
+
+
+def _arity(op: Op) -> tuple[int, int | None]:
+    """The fewest and most arguments an op takes (None: no limit)."""
+    if op.arity < 0:
+        return 1, None
+    return op.arity, op.max_arity if op.max_arity is not None else op.arity
+
+
+def _takes(op: Op) -> str:
+    lo, hi = _arity(op)
+    if hi is None:
+        return "at least one argument"
+    if lo == hi:
+        return _count(lo, "argument")
+    if op.axis:
+        return f"{lo} or {hi} arguments (a tensor and an axis)"
+    return f"{lo} to {hi} arguments"
+
+
+def _ragged(first, shape) -> str:
+    return (f"the elements of a [...] literal must have one shape: this one has shape "
+            f"{shape_str(shape)}, the first {shape_str(first)}")
 
 
 def _count(n: int, word: str) -> str:
@@ -339,12 +411,16 @@ _WORDS = {
     "STAR": "'*'",
     "SLASH": "'/'",
     "POW": "'^'",
+    "AT": "'@'",
+    "LSQB": "'['",
+    "RSQB": "']'",
+    "DOT_T": "'.T'",
     "_SEP": "the end of the statement",
     "$END": "the end of the formula",
 }
-_BINARY = {"PLUS", "MINUS", "STAR", "SLASH", "POW"}
-_OPERAND_END = {"NUMBER", "NAME", "RPAR"}
-_OPERAND_START = {"NUMBER", "NAME", "LPAR"}
+_BINARY = {"PLUS", "MINUS", "STAR", "SLASH", "POW", "AT"}
+_OPERAND_END = {"NUMBER", "NAME", "RPAR", "RSQB"}
+_OPERAND_START = {"NUMBER", "NAME", "LPAR", "LSQB"}
 
 
 def _expected_words(expected) -> str:
@@ -355,8 +431,8 @@ def _expected_words(expected) -> str:
         operator = "an operator"
     else:
         operator = None
-    order = ["NUMBER", "NAME", "LPAR", "RPAR", "COMMA", "ASSIGN", "MINUS", "PLUS", "STAR",
-             "SLASH", "POW", "_SEP", "$END"]
+    order = ["NUMBER", "NAME", "LPAR", "LSQB", "RPAR", "RSQB", "COMMA", "ASSIGN", "MINUS",
+             "PLUS", "STAR", "SLASH", "AT", "POW", "DOT_T", "_SEP", "$END"]
     for key in order:
         if key in names:
             words.append(_WORDS[key])
@@ -407,7 +483,7 @@ def _open_paren(text: str, upto: int) -> int | None:
 def _ends_operand(text: str, pos: int) -> bool:
     """Whether the text just before `pos` ends an operand (a number, a name or a ')')."""
     before = text[:pos].rstrip(" \t\f\r")
-    return bool(before) and (before[-1] == ")" or before[-1].isalnum() or before[-1] in "_.")
+    return bool(before) and (before[-1] in ")]_." or before[-1].isalnum())
 
 
 def _syntax_error(text: str, exc: UnexpectedInput) -> ParseError:

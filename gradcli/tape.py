@@ -68,3 +68,8 @@ class Tape:
         """What a person calls the node: its name if it has one, else its source text."""
         name = self.names.get(i)
         return name if name is not None else self.expr(i, limit)
+
+
+def shape_str(shape: tuple) -> str:
+    """A shape as numpy writes it: (2, 3), (3,), or () for a scalar."""
+    return str(tuple(int(n) for n in shape))

@@ -286,7 +286,7 @@ def test_jacobian_columns_by_forward_mode_equal_rows_by_reverse_mode():
     partials = engine.local_partials(tape, values)
     assert len(tape.outputs) == 3
     for name, i in tape.variables.items():
-        tangents = engine.jvp(tape, partials, {i: np.float64(1.0)})
+        tangents = engine.jvp(tape, values, partials, {i: np.float64(1.0)})
         column = [float(tangents[o]) if tangents[o] is not None else 0.0 for o in tape.outputs]
         assert column == pytest.approx([row[name] for row in r.jacobian], rel=1e-14, abs=0)
     # and the closed forms
@@ -411,7 +411,7 @@ def test_engine_backward_returns_adjoints_in_tape_order():
     assert [float(v) for v in values] == [-2.0, 5.0, 3.0, -4.0, -12.0]
     partials = engine.local_partials(tape, values)
     flags = engine.active(tape, list(tape.variables))
-    adj = engine.backward(tape, partials, flags, tape.outputs[0])
+    adj = engine.backward(tape, values, partials, flags, tape.outputs[0])
     assert [float(a) for a in adj] == [-4.0, -4.0, -4.0, 3.0, 1.0]
 
 
@@ -420,7 +420,7 @@ def test_engine_backward_leaves_unreached_active_nodes_at_zero():
     values = engine.forward(tape, {"x": np.float64(2), "y": np.float64(3)})
     partials = engine.local_partials(tape, values)
     flags = engine.active(tape, ["x", "y"])
-    adj = engine.backward(tape, partials, flags, tape.outputs[0])
+    adj = engine.backward(tape, values, partials, flags, tape.outputs[0])
     assert float(adj[tape.variables["y"]]) == 0.0
     assert float(adj[tape.bound["a"]]) == 0.0
     assert float(adj[tape.variables["x"]]) == 1.0

@@ -181,10 +181,10 @@ def test_forward_mode_equals_reverse_mode(op):
         values = engine.forward(tape, at)
         partials = engine.local_partials(tape, values)
         flags = engine.active(tape, list(names))
-        adjoints = engine.backward(tape, partials, flags, out)
+        adjoints = engine.backward(tape, values, partials, flags, out)
         for name in names:
             i = tape.variables[name]
-            tangents = engine.jvp(tape, partials, {i: np.float64(1.0)})
+            tangents = engine.jvp(tape, values, partials, {i: np.float64(1.0)})
             fwd, rev = float(tangents[out]), float(adjoints[i])
             assert fwd == pytest.approx(rev, rel=1e-12, abs=1e-300), (text, point, name)
 

@@ -121,7 +121,7 @@ def _abs_adjoints(r):
     answer cannot be had to relative 1e-9 in float64; this is the yardstick for that case.
     """
     partials = [tuple(abs(p) for p in ps) for ps in r.partials]
-    adj = engine.backward(r.tape, partials, r.active, r.outputs[0])
+    adj = engine.backward(r.tape, r.values, partials, r.active, r.outputs[0])
     return {name: float(adj[i]) for name, i in r.tape.variables.items()}
 
 

@@ -68,7 +68,8 @@ def eval_json(r: "Result") -> str:
             grad = "[" + ", ".join(number(adj[i]) for adj in adjoints) + "]"
         if ins:
             ps = partials[i]
-            shown = ", ".join(number(ps[k]) if active[j] else "null" for k, j in enumerate(ins))
+            shown = ", ".join(number(ps[k]) if ps is not None and active[j] else "null"
+                              for k, j in enumerate(ins))
             ids = ", ".join(map(str, ins))
         else:
             shown = ids = ""

@@ -6,6 +6,7 @@ text goes through `Text`, never through markup, so `[` and `]` in formulas print
 
 from __future__ import annotations
 
+import numpy as np
 from rich import box
 from rich.console import Console, Group
 from rich.table import Table
@@ -13,7 +14,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from ..api import Result
-from .text import fmt, read_as
+from .text import SMALL, fmt, read_as, shape_of
 
 VALUE = "green"
 GRAD = "red"
@@ -25,7 +26,7 @@ def output_names(r: Result) -> list[str]:
     outs = r.tape.outputs
     names = []
     for k, o in enumerate(outs):
-        name = r.tape.names.get(o) if r.tape.ops[o].arity != 0 else None
+        name = r.tape.names.get(o) if r.tape.inputs[o] else None
         names.append(name or ("f" if len(outs) == 1 else f"f{k + 1}"))
     return names
 
@@ -34,6 +35,8 @@ def _partials_text(r: Result, i: int, digits: int) -> Text:
     tape = r.tape
     ins = tape.inputs[i]
     ps = r.partials[i]
+    if ps is None:  # a structural op: show its rule, the numbers are Jacobians
+        return Text(tape.ops[i].rule, style="dim")
     text = Text(no_wrap=False)
     first = True
     for k, j in enumerate(ins):
@@ -43,8 +46,12 @@ def _partials_text(r: Result, i: int, digits: int) -> Text:
             text.append(", ")
         first = False
         who = tape.names.get(j) or f"#{j}"
-        text.append(f"∂/∂{who} = ")
-        text.append(fmt(ps[k], digits))
+        p = ps[k]
+        if isinstance(p, np.ndarray) and p.size > SMALL:
+            text.append(f"∂/∂{who}: {shape_of(p)}")  # the numbers are in --json
+        else:
+            text.append(f"∂/∂{who} = ")
+            text.append(fmt(p, digits))
     return text
 
 
@@ -53,14 +60,17 @@ def node_table(r: Result, digits: int = 6, max_rows: int = 200) -> tuple[Table, 
     tape = r.tape
     n = len(tape)
     several = len(tape.outputs) > 1
+    tensors = any(isinstance(v, np.ndarray) for v in r.values)
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
     table.add_column("#", justify="right", style="dim")
     table.add_column("node", overflow="fold", max_width=LABEL_WIDTH)
     table.add_column("op")
-    table.add_column("value", justify="right", style=VALUE)
+    if tensors:
+        table.add_column("shape", justify="right")
+    table.add_column("value", justify="right", style=VALUE, overflow="fold")
     table.add_column("local partials", overflow="fold")
     grad_title = "grad (per output)" if several else "grad"
-    table.add_column(grad_title, justify="right", style=GRAD)
+    table.add_column(grad_title, justify="right", style=GRAD, overflow="fold")
     if max_rows and n > max_rows:
         head = max_rows // 2
         rows = list(range(head)) + [-1] + list(range(n - (max_rows - head), n))
@@ -70,14 +80,26 @@ def node_table(r: Result, digits: int = 6, max_rows: int = 200) -> tuple[Table, 
         hidden = 0
     for i in rows:
         if i < 0:
-            table.add_row("…", Text(f"{hidden} more nodes"), "", "", "", "")
+            cells = ["…", Text(f"{hidden} more nodes"), ""] + [""] * (4 if tensors else 3)
+            table.add_row(*cells)
             continue
         name = tape.names.get(i)
         label = Text(tape.label(i, LABEL_WIDTH), style="bold" if name else "")
         grad = r.grad(i)
-        table.add_row(str(i), label, tape.ops[i].name, fmt(r.values[i], digits),
-                      _partials_text(r, i, digits), "—" if grad is None else fmt(grad, digits))
+        cells = [str(i), label, tape.ops[i].name]
+        if tensors:
+            cells.append(shape_of(r.values[i]))
+        cells += [Text(fmt(r.values[i], digits, shape=False)), _partials_text(r, i, digits),
+                  Text("—" if grad is None else _fmt_grad(r, i, digits))]
+        table.add_row(*cells)
     return table, hidden
+
+
+def _fmt_grad(r: Result, i: int, digits: int) -> str:
+    adj = r.adjoints
+    if len(adj) == 1:
+        return fmt(adj[0][i], digits, shape=False)
+    return "; ".join(fmt(a[i], digits, shape=False) for a in adj)
 
 
 def summary(r: Result, digits: int = 6) -> Group:
@@ -94,12 +116,12 @@ def summary(r: Result, digits: int = 6) -> Group:
         if not items:
             lines.append(Text(f"∇{names[0]}: none (the formula has no variables)"))
             return Group(*lines)
-        one_line = len(items) <= 3
+        one_line = len(items) <= 3 and not any(np.ndim(g) for _, g in items)
         grad = Text(f"∇{names[0]}:" + (" " if one_line else ""))
         for k, (x, g) in enumerate(items):
             grad.append(", " if one_line and k else "" if one_line else "\n  ")
             grad.append(f"∂{names[0]}/∂{x} = ")
-            grad.append(fmt(g, digits), style=GRAD)
+            grad.append(fmt(r.adjoints[0][r.tape.variables[x]], digits), style=GRAD)
         lines.append(grad)
     else:
         jac = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
@@ -107,8 +129,8 @@ def summary(r: Result, digits: int = 6) -> Group:
         jac.add_column("")
         for x in r.wrt:
             jac.add_column(Text(f"∂/∂{x}"), justify="right", style=GRAD)
-        for name, row in zip(names, r.jacobian):
-            jac.add_row(Text(name), *[fmt(row[x], digits) for x in r.wrt])
+        for name, adj in zip(names, r.adjoints):
+            jac.add_row(Text(name), *[fmt(adj[r.tape.variables[x]], digits) for x in r.wrt])
         lines.append(jac)
     return Group(*lines)
 
@@ -170,18 +192,17 @@ def _tree_label(r: Result, i: int, digits: int, out_name: str | None = None) -> 
         text.append(f"{out_name} = ", style="bold")
     if name:
         text.append(name, style="bold")
-        if op.arity != 0:
+        if tape.inputs[i]:
             text.append(f" = {op.name}", style="")
-    elif op.arity == 0:
+    elif not tape.inputs[i]:
         text.append(tape.expr(i, LABEL_WIDTH))
     else:
         text.append(op.name)
         text.append(f"  {tape.expr(i, LABEL_WIDTH)}", style="dim")
     text.append("  value ")
     text.append(fmt(r.values[i], digits), style=VALUE)
-    grad = r.grad(i)
-    if grad is not None:
+    if r.active[i]:
         text.append("  grad ")
-        text.append(fmt(grad, digits), style=GRAD)
+        text.append(_fmt_grad(r, i, digits), style=GRAD)
     text.append(f"  #{i}", style="dim")
     return text

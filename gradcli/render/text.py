@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from ..tape import Tape
 
 
-def fmt(v, digits: int = 6) -> str:
-    """A number for people: up to `digits` significant digits, -0 shown as 0."""
+SMALL = 12  # tensors with at most this many elements are shown in full
+
+
+def fmt(v, digits: int = 6, shape: bool = True) -> str:
+    """A number for people: up to `digits` significant digits, -0 shown as 0. Small tensors are
+    shown in full, larger ones summarised by (shape,) min, max and norm."""
     if v is None:
         return ""
+    if isinstance(v, np.ndarray):
+        if v.size <= SMALL:
+            return fmt(v.tolist(), digits)
+        return summary(v, digits, shape)
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(fmt(x, digits) for x in v) + "]"
     f = float(v)
@@ -21,6 +31,22 @@ def fmt(v, digits: int = 6) -> str:
     if f == 0:
         return "0"
     return format(f, f".{digits}g")
+
+
+def summary(v: np.ndarray, digits: int = 6, shape: bool = True) -> str:
+    """A big tensor in one line: its shape, smallest and largest element, and its norm."""
+    d = min(digits, 4)
+    with np.errstate(all="ignore"):
+        lo, hi = np.min(v), np.max(v)
+        norm = np.sqrt(np.sum(np.square(v)))
+    head = f"{'×'.join(map(str, v.shape))}: " if shape else ""
+    return f"{head}min {fmt(lo, d)} max {fmt(hi, d)} norm {fmt(norm, d)}"
+
+
+def shape_of(v) -> str:
+    """A value's shape for a table cell: '' for a scalar, 5×3 for a matrix."""
+    shape = np.shape(v)
+    return "×".join(map(str, shape)) if shape else ""
 
 
 def parenthesised(tape: Tape, root: int, limit: int = 240) -> str:
