@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
 from . import engine
 from .errors import InputError
-from .ops import CONSTANTS
+from .ops import CONSTANTS, CONVENTIONS
 from .parse import gc_paused, parse
 from .points import coerce_point
 from .tape import Tape, shape_str
@@ -62,6 +62,24 @@ class Result:
     active: list[bool]
     adjoints: list[list]  # one adjoint list per output
     warnings: list[str]
+    kinks: list[int] = field(default_factory=list)  # nodes evaluated exactly at a kink
+    convention: str = "cs231n"  # the slope picked at kinks (--subgradient)
+    mode: str = "reverse"  # reverse, forward or both (what the renderers show)
+    tangents: dict[str, list] | None = None  # forward mode: per wrt variable, dnode/dvariable
+
+    @property
+    def sweeps(self) -> dict[str, int]:
+        """How many sweeps a full Jacobian takes: forward, one per input element; reverse, one
+        per output element."""
+        inputs = sum(int(np.size(self.values[self.tape.variables[n]])) for n in self.wrt)
+        outputs = sum(int(np.size(self.values[o])) for o in self.tape.outputs)
+        return {"forward": inputs, "reverse": outputs}
+
+    def tangent(self, name: str, i: int):
+        """Node i's tangent for the forward sweep seeded on variable `name` (None: no tangent)."""
+        if self.tangents is None:
+            return None
+        return _py(self.tangents[name][i])
 
     @property
     def text(self) -> str:
@@ -118,17 +136,31 @@ class Result:
         return eval_json(self)
 
 
+MODES = ("reverse", "forward", "both")
+
+
 def evaluate(text: str, at: Mapping[str, object] | None = None,
-             wrt: Iterable[str] | None = None) -> Result:
-    """Parse `text`, run the forward pass at `at`, and backpropagate from every output."""
+             wrt: Iterable[str] | None = None, mode: str = "reverse",
+             subgradient: str = "cs231n") -> Result:
+    """Parse `text`, run the forward pass at `at`, and backpropagate from every output.
+
+    mode "forward" or "both" also runs one forward-mode sweep per variable in `wrt` (tangents);
+    `subgradient` picks the slope at kinks: "cs231n" (default), "half" or "zero".
+    """
     tape, warnings = parse(text)
     point = coerce_point(at)
-    return run(tape, point, wrt, warnings)
+    return run(tape, point, wrt, warnings, mode=mode, subgradient=subgradient)
 
 
 def run(tape: Tape, point: dict[str, np.float64], wrt: Iterable[str] | None,
-        warnings: list[str] | None = None) -> Result:
-    """Evaluate a parsed tape at a point (forward, local partials, one reverse sweep per output)."""
+        warnings: list[str] | None = None, *, mode: str = "reverse",
+        subgradient: str = "cs231n") -> Result:
+    """Evaluate a parsed tape at a point (forward, local partials, one reverse sweep per output,
+    and in forward mode one tangent sweep per input)."""
+    if mode not in MODES:
+        raise InputError(f"--mode {mode}: choose one of {', '.join(MODES)}")
+    if subgradient not in CONVENTIONS:
+        raise InputError(f"--subgradient {subgradient}: choose one of {', '.join(CONVENTIONS)}")
     warnings = list(warnings or [])
     wrt_list = _check_wrt(tape, wrt)
     for name in point:
@@ -141,13 +173,23 @@ def run(tape: Tape, point: dict[str, np.float64], wrt: Iterable[str] | None,
                                 "not used")
             else:
                 warnings.append(f"{name} is not used by the formula; its value is ignored")
+    kinks: list[int] = []
     with gc_paused():
         values = engine.forward(tape, point)
-        partials = engine.local_partials(tape, values)
+        partials = engine.local_partials(tape, values, subgradient, kinks)
         flags = engine.active(tape, wrt_list)
         adjoints = [engine.backward(tape, values, partials, flags, o) for o in tape.outputs]
+        tangents = None
+        if mode != "reverse":
+            tangents = {}
+            for name in wrt_list:
+                i = tape.variables[name]
+                seed = np.ones(np.shape(values[i]))[()]
+                tangents[name] = engine.jvp(tape, values, partials, {i: seed})
     warnings += engine.nonfinite_warnings(tape, values, partials, flags)
-    result = Result(tape, dict(point), wrt_list, values, partials, flags, adjoints, warnings)
+    warnings += _kink_warnings(tape, kinks, subgradient)
+    result = Result(tape, dict(point), wrt_list, values, partials, flags, adjoints, warnings,
+                    kinks, subgradient, mode, tangents)
     _explain_nonfinite(result)
     _tensor_outputs(result)
     return result
@@ -192,6 +234,18 @@ def _explain_nonfinite(result: Result) -> None:
                 return
 
 
+def _kink_warnings(tape: Tape, kinks: list[int], convention: str) -> list[str]:
+    out = []
+    for i in kinks[:20]:
+        op = tape.ops[i]
+        out.append(f"node {i} `{tape.expr(i, 40)}` is evaluated exactly at a kink of {op.name} "
+                   f"({op.kink_rule}); its slope follows the {convention} convention "
+                   "(--subgradient cs231n|half|zero)")
+    if len(kinks) > 20:
+        out.append(f"{len(kinks) - 20} more nodes are at kinks")
+    return out
+
+
 def _tensor_outputs(result: Result) -> None:
     """Say how a tensor output is backpropagated: from a gradient of ones, i.e. as its sum."""
     for o in result.tape.outputs:
@@ -214,10 +268,12 @@ def _py(v):
 
 
 def evaluate_text(text: str, at_specs: Sequence[str], wrt: Iterable[str] | None,
-                  seed: int | None = None) -> Result:
+                  seed: int | None = None, mode: str = "reverse",
+                  subgradient: str = "cs231n") -> Result:
     """Evaluate with the point given as `--at` strings (the CLI's entry to the core)."""
     tape, warnings = parse(text)
-    return run(tape, read_point(text, at_specs, seed, warnings), wrt, warnings)
+    point = read_point(text, at_specs, seed, warnings)
+    return run(tape, point, wrt, warnings, mode=mode, subgradient=subgradient)
 
 
 def read_point(text: str, at_specs: Sequence[str], seed: int | None,

@@ -117,6 +117,18 @@ class Format(str, Enum):
     mermaid = "mermaid"
 
 
+class Mode(str, Enum):
+    reverse = "reverse"
+    forward = "forward"
+    both = "both"
+
+
+class Convention(str, Enum):
+    cs231n = "cs231n"
+    half = "half"
+    zero = "zero"
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"gradcli {__version__}")
@@ -234,6 +246,14 @@ def eval_command(
         None, "--points", metavar="FILE.csv",
         help="Batch mode: one result per CSV row (header = variable names), as CSV, or JSON "
              "Lines with --json."),
+    mode: Mode = typer.Option(
+        Mode.reverse, "--mode", case_sensitive=False,
+        help="reverse: gradients (backpropagation); forward: each node's tangent for every "
+             "--wrt variable; both: side by side, with the sweeps a full Jacobian takes."),
+    subgradient: Convention = typer.Option(
+        Convention.cs231n, "--subgradient", case_sensitive=False,
+        help="The slope at kinks: cs231n (max ties give 1 to each, relu'(0)=0), half (ties "
+             "share, relu'(0)=1/2) or zero."),
 ) -> None:
     """Evaluate FORMULA at a point and backpropagate: value, gradient, and every node."""
     from .api import evaluate_text
@@ -242,7 +262,8 @@ def eval_command(
     if points is not None:
         _batch(text, points, at or [], _split_names(wrt), seed, as_json or fmt is Format.json)
         return
-    result = evaluate_text(text, at or [], _split_names(wrt), seed)
+    result = evaluate_text(text, at or [], _split_names(wrt), seed, mode.value,
+                           subgradient.value)
     chosen = Format.json if as_json else fmt
     if chosen in (Format.dot, Format.mermaid):
         from .render.graph import graph_text

@@ -75,9 +75,14 @@ def shape_error(tape: Tape, values: Sequence, i: int, exc: Exception) -> ShapeEr
     return ShapeError(message, tape.text, pos)
 
 
-def local_partials(tape: Tape, values: Sequence) -> list:
+def local_partials(tape: Tape, values: Sequence, convention: str = "cs231n",
+                   kinks: list[int] | None = None) -> list:
     """Each node's local derivatives ∂node/∂input: a tuple per node (empty for leaves, None for
-    structural ops such as matmul, whose reverse rule is a vjp)."""
+    structural ops such as matmul, whose reverse rule is a vjp).
+
+    Where an op sits exactly at a kink (relu(0), a max tie, ...) its node id is appended to
+    `kinks`, and the slope there follows `convention` (see ops.CONVENTIONS).
+    """
     out: list = [()] * len(tape)
     ops, inputs = tape.ops, tape.inputs
     with np.errstate(all="ignore"):
@@ -85,6 +90,17 @@ def local_partials(tape: Tape, values: Sequence) -> list:
             ins = inputs[i]
             if not ins:
                 continue
+            if op.kink is not None:
+                xs = [values[j] for j in ins]
+                mask = op.kink(values[i], *xs)
+                if np.any(mask):
+                    if kinks is not None:
+                        kinks.append(i)
+                    if op.subgradient is not None and convention != "cs231n":
+                        normal = op.partials(values[i], *xs)
+                        alt = op.subgradient(convention, values[i], *xs)
+                        out[i] = tuple(_select(mask, a, p) for a, p in zip(alt, normal))
+                        continue
             if op.partials is None:
                 out[i] = None  # a structural op: its vjp takes the place of partials
                 continue
@@ -95,6 +111,10 @@ def local_partials(tape: Tape, values: Sequence) -> list:
             else:
                 out[i] = op.partials(values[i], *[values[j] for j in ins])
     return out
+
+
+def _select(mask, a, b):
+    return np.where(mask, a, b)[()]
 
 
 def active(tape: Tape, wrt: Sequence[str]) -> list[bool]:

@@ -44,6 +44,9 @@ class Op:
     jvp: Callable | None = None
     max_arity: int | None = None  # when more inputs are allowed (sum(A, axis)): the most
     axis: bool = False  # the optional last argument is a constant integer axis
+    kink: Callable | None = None  # kink(y, *xs): where the op is not differentiable (bool mask)
+    subgradient: Callable | None = None  # (convention, y, *xs) -> partials used at a kink
+    kink_rule: str = ""  # what each convention does there, for people
 
     @property
     def elementwise(self) -> bool:
@@ -74,6 +77,32 @@ def _pow_partials(y, a, b):
         logs = np.log(np.where(a > 0, a, 1.0))
     db = _where(a > 0, y * logs, _where((a == 0) & (b > 0), ZERO, np.nan))
     return da, db
+
+
+#: How to pick a slope where a function has a kink (--subgradient).
+CONVENTIONS = ("cs231n", "half", "zero")
+
+
+def _ties(y, xs):
+    """How many inputs reach the extreme y: per element, or over the elements of one tensor."""
+    if len(xs) == 1:
+        return np.sum(xs[0] == y)
+    return sum(_indicator(x == y) for x in xs)
+
+
+def _tied(convention: str, y, xs):
+    """max/min partials at a tie under a convention (cs231n: 1 each; half: 1/k; zero: 0)."""
+    count = _ties(y, xs)
+    out = []
+    for x in xs:
+        hit = _indicator(x == y)
+        if convention == "half":
+            out.append(hit / count)
+        elif convention == "zero":
+            out.append(_where(count > 1, ZERO * hit, hit))
+        else:
+            out.append(hit)
+    return tuple(out)
 
 
 def _sigmoid(a):
@@ -137,20 +166,29 @@ _register(
        lambda y, a: (y * (1.0 - y),), "∂/∂a = σ(a)·(1 - σ(a))",
        "σ(a) = 1/(1 + exp(-a)), as the course computes it"),
     Op("relu", 1, lambda a: np.maximum(a, 0.0),
-       lambda y, a: (_indicator(a > 0),), "∂/∂a = 1(a > 0)", "kink at 0: relu'(0) = 0"),
+       lambda y, a: (_indicator(a > 0),), "∂/∂a = 1(a > 0)", "kink at 0: relu'(0) = 0",
+       kink=lambda y, a: a == 0,
+       subgradient=lambda conv, y, a: (ZERO * a + (0.5 if conv == "half" else 0.0),),
+       kink_rule="relu'(0) is 0 (cs231n, zero) or 1/2 (half)"),
     Op("softplus", 1, lambda a: np.logaddexp(0.0, a),
        lambda y, a: (_sigmoid(a),), "∂/∂a = σ(a)", "log(1 + exp(a)), computed without overflow"),
     Op("abs", 1, np.abs,
-       lambda y, a: (np.sign(a),), "∂/∂a = sign(a)", "kink at 0: abs'(0) = 0"),
+       lambda y, a: (np.sign(a),), "∂/∂a = sign(a)", "kink at 0: abs'(0) = 0",
+       kink=lambda y, a: a == 0, kink_rule="abs'(0) is 0 in every convention"),
     Op("sign", 1, np.sign,
-       lambda y, a: (ZERO * a,), "∂/∂a = 0", "sign(0) = 0; the jump at 0 is given slope 0"),
+       lambda y, a: (ZERO * a,), "∂/∂a = 0", "sign(0) = 0; the jump at 0 is given slope 0",
+       kink=lambda y, a: a == 0, kink_rule="the jump of sign at 0 has slope 0"),
     Op("max", -1, lambda *xs: reduce(np.maximum, xs) if len(xs) > 1 else np.max(xs[0]),
        lambda y, *xs: tuple(_indicator(x >= y) for x in xs), "∂/∂a_i = 1(a_i ≥ every a_j)",
        "CS231n's convention: at a tie every maximal input gets slope 1; "
-       "max(v) of one tensor is its largest element"),
+       "max(v) of one tensor is its largest element",
+       kink=lambda y, *xs: _ties(y, xs) > 1, subgradient=lambda c, y, *xs: _tied(c, y, xs),
+       kink_rule="at a tie every maximal input gets 1 (cs231n), 1/k of k tied (half), 0 (zero)"),
     Op("min", -1, lambda *xs: reduce(np.minimum, xs) if len(xs) > 1 else np.min(xs[0]),
        lambda y, *xs: tuple(_indicator(x <= y) for x in xs), "∂/∂a_i = 1(a_i ≤ every a_j)",
-       "at a tie every minimal input gets slope 1 (as for max)"),
+       "at a tie every minimal input gets slope 1 (as for max)",
+       kink=lambda y, *xs: _ties(y, xs) > 1, subgradient=lambda c, y, *xs: _tied(c, y, xs),
+       kink_rule="at a tie every minimal input gets 1 (cs231n), 1/k of k tied (half), 0 (zero)"),
     Op("atan2", 2, np.arctan2,
        lambda y, a, b: (b / (a * a + b * b), -a / (a * a + b * b)),
        "∂/∂y = x/(x² + y²), ∂/∂x = -y/(x² + y²)", "atan2(y, x); no slope at the origin (NaN)"),
@@ -300,7 +338,7 @@ _register(
            _lse_weights(y, a, _axis((a, *ax))) * ts[0], *ax)),
     Op("norm", 1, _norm, None, "∂/∂a = a/‖a‖",
        "the Euclidean (Frobenius) norm of every element; its slope at 0 is taken as 0",
-       vjp=_norm_vjp,
+       vjp=_norm_vjp, kink=lambda y, a: y == 0, kink_rule="‖a‖ at a = 0 is given slope 0",
        jvp=lambda ts, y, a: _where(y > 0, np.sum(a * ts[0]) / np.where(y > 0, y, 1.0), ZERO)),
     Op("stack", -1, lambda *xs: np.stack(xs), None, "∂/∂a_k = G[k]",
        "a [a, b, ...] literal with variables: its elements stacked along a new first axis",

@@ -52,11 +52,18 @@ def eval_json(r: "Result") -> str:
     else:
         parts.append(f'"gradient": {_mapping(r.gradient)}, ')
     parts.append(f'"outputs": {json.dumps(tape.outputs)}, ')
+    if r.mode != "reverse":
+        parts.append(f'"mode": "{r.mode}", "sweeps": {json.dumps(r.sweeps)}, ')
+    if r.kinks:
+        parts.append(f'"subgradient": "{r.convention}", ')
     parts.append('"nodes": [')
     ops, inputs, names = tape.ops, tape.inputs, tape.names
     values, partials, active, adjoints = r.values, r.partials, r.active, r.adjoints
     expr = tape.expr
     single = adjoints[0] if len(adjoints) == 1 else None
+    tangents = r.tangents
+    keys = [_str(n) for n in r.wrt]
+    kinks = set(r.kinks)
     for i in range(len(tape)):
         ins = inputs[i]
         name = names.get(i)
@@ -73,10 +80,16 @@ def eval_json(r: "Result") -> str:
             ids = ", ".join(map(str, ins))
         else:
             shown = ids = ""
+        extra = ""
+        if tangents is not None:
+            extra += ', "tangent": {' + ", ".join(
+                f"{key}: {number(tangents[n][i])}" for n, key in zip(r.wrt, keys)) + "}"
+        if kinks and i in kinks:
+            extra += f', "kink": "{r.convention}"'
         parts.append(
             f'{", " if i else ""}{{"id": {i}, "op": "{ops[i].name}", "expr": {_str(expr(i))}, '
             f'"name": {"null" if name is None else _str(name)}, "inputs": [{ids}], '
-            f'"value": {number(values[i])}, "partials": [{shown}], "grad": {grad}}}')
+            f'"value": {number(values[i])}, "partials": [{shown}], "grad": {grad}{extra}}}')
     parts.append("], ")
     parts.append(f'"warnings": {json.dumps(r.warnings, ensure_ascii=False)}')
     parts.append("}")

@@ -36,7 +36,10 @@ def _partials_text(r: Result, i: int, digits: int) -> Text:
     ins = tape.inputs[i]
     ps = r.partials[i]
     if ps is None:  # a structural op: show its rule, the numbers are Jacobians
-        return Text(tape.ops[i].rule, style="dim")
+        text = Text(tape.ops[i].rule, style="dim")
+        if i in r.kinks:
+            text.append(f" (kink: {r.convention})", style="yellow")
+        return text
     text = Text(no_wrap=False)
     first = True
     for k, j in enumerate(ins):
@@ -52,25 +55,48 @@ def _partials_text(r: Result, i: int, digits: int) -> Text:
         else:
             text.append(f"∂/∂{who} = ")
             text.append(fmt(p, digits))
+    if i in r.kinks:
+        text.append(f" (kink: {r.convention})", style="yellow")
     return text
 
 
+TANGENT = "cyan"
+
+
 def node_table(r: Result, digits: int = 6, max_rows: int = 200) -> tuple[Table, int]:
-    """The table of nodes in forward order; returns it with the number of rows left out."""
+    """The table of nodes in forward order; returns it with the number of rows left out.
+
+    Reverse mode shows each node's gradient; forward mode its tangent for each --wrt variable;
+    both shows the two side by side.
+    """
     tape = r.tape
     n = len(tape)
     several = len(tape.outputs) > 1
     tensors = any(isinstance(v, np.ndarray) for v in r.values)
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
-    table.add_column("#", justify="right", style="dim")
-    table.add_column("node", overflow="fold", max_width=LABEL_WIDTH)
-    table.add_column("op")
+    columns: list[tuple[str, dict, object]] = [
+        ("#", {"justify": "right", "style": "dim"}, lambda i: str(i)),
+        ("node", {"overflow": "fold", "max_width": LABEL_WIDTH},
+         lambda i: Text(tape.label(i, LABEL_WIDTH), style="bold" if i in tape.names else "")),
+        ("op", {}, lambda i: tape.ops[i].name),
+    ]
     if tensors:
-        table.add_column("shape", justify="right")
-    table.add_column("value", justify="right", style=VALUE, overflow="fold")
-    table.add_column("local partials", overflow="fold")
-    grad_title = "grad (per output)" if several else "grad"
-    table.add_column(grad_title, justify="right", style=GRAD, overflow="fold")
+        columns.append(("shape", {"justify": "right"}, lambda i: shape_of(r.values[i])))
+    columns.append(("value", {"justify": "right", "style": VALUE, "overflow": "fold"},
+                    lambda i: Text(fmt(r.values[i], digits, shape=False))))
+    columns.append(("local partials", {"overflow": "fold"},
+                    lambda i: _partials_text(r, i, digits)))
+    if r.tangents is not None:
+        for name in r.wrt:
+            columns.append((f"tangent ∂·/∂{name}",
+                            {"justify": "right", "style": TANGENT, "overflow": "fold"},
+                            lambda i, name=name: _fmt_tangent(r, name, i, digits)))
+    if r.mode != "forward":
+        columns.append(("grad (per output)" if several else "grad",
+                        {"justify": "right", "style": GRAD, "overflow": "fold"},
+                        lambda i: Text(_fmt_grad(r, i, digits) if r.active[i] else "—")))
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    for title, options, _ in columns:
+        table.add_column(Text(title), **options)
     if max_rows and n > max_rows:
         head = max_rows // 2
         rows = list(range(head)) + [-1] + list(range(n - (max_rows - head), n))
@@ -80,19 +106,15 @@ def node_table(r: Result, digits: int = 6, max_rows: int = 200) -> tuple[Table, 
         hidden = 0
     for i in rows:
         if i < 0:
-            cells = ["…", Text(f"{hidden} more nodes"), ""] + [""] * (4 if tensors else 3)
-            table.add_row(*cells)
+            table.add_row("…", Text(f"{hidden} more nodes"), *[""] * (len(columns) - 2))
             continue
-        name = tape.names.get(i)
-        label = Text(tape.label(i, LABEL_WIDTH), style="bold" if name else "")
-        grad = r.grad(i)
-        cells = [str(i), label, tape.ops[i].name]
-        if tensors:
-            cells.append(shape_of(r.values[i]))
-        cells += [Text(fmt(r.values[i], digits, shape=False)), _partials_text(r, i, digits),
-                  Text("—" if grad is None else _fmt_grad(r, i, digits))]
-        table.add_row(*cells)
+        table.add_row(*[cell(i) for _, _, cell in columns])
     return table, hidden
+
+
+def _fmt_tangent(r: Result, name: str, i: int, digits: int) -> Text:
+    t = r.tangents[name][i]
+    return Text("—" if t is None else fmt(t, digits, shape=False))
 
 
 def _fmt_grad(r: Result, i: int, digits: int) -> str:
@@ -132,6 +154,13 @@ def summary(r: Result, digits: int = 6) -> Group:
         for name, adj in zip(names, r.adjoints):
             jac.add_row(Text(name), *[fmt(adj[r.tape.variables[x]], digits) for x in r.wrt])
         lines.append(jac)
+    if r.mode != "reverse":
+        sweeps = r.sweeps
+        lines.append(Text(
+            f"A full Jacobian takes {sweeps['forward']} forward "
+            f"sweep{'s' if sweeps['forward'] != 1 else ''} (one per input) or "
+            f"{sweeps['reverse']} reverse sweep{'s' if sweeps['reverse'] != 1 else ''} "
+            "(one per output).", style="dim"))
     return Group(*lines)
 
 
