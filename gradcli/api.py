@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -66,6 +67,7 @@ class Result:
     convention: str = "cs231n"  # the slope picked at kinks (--subgradient)
     mode: str = "reverse"  # reverse, forward or both (what the renderers show)
     tangents: dict[str, list] | None = None  # forward mode: per wrt variable, dnode/dvariable
+    exact: bool = False  # --exact: values are fractions.Fraction wherever rational
 
     @property
     def sweeps(self) -> dict[str, int]:
@@ -141,20 +143,21 @@ MODES = ("reverse", "forward", "both")
 
 def evaluate(text: str, at: Mapping[str, object] | None = None,
              wrt: Iterable[str] | None = None, mode: str = "reverse",
-             subgradient: str = "cs231n") -> Result:
+             subgradient: str = "cs231n", exact: bool = False) -> Result:
     """Parse `text`, run the forward pass at `at`, and backpropagate from every output.
 
     mode "forward" or "both" also runs one forward-mode sweep per variable in `wrt` (tangents);
-    `subgradient` picks the slope at kinks: "cs231n" (default), "half" or "zero".
+    `subgradient` picks the slope at kinks: "cs231n" (default), "half" or "zero"; `exact` keeps
+    values and gradients as fractions.Fraction wherever every operation allows it.
     """
     tape, warnings = parse(text)
-    point = coerce_point(at)
-    return run(tape, point, wrt, warnings, mode=mode, subgradient=subgradient)
+    point = coerce_point(at, exact)
+    return run(tape, point, wrt, warnings, mode=mode, subgradient=subgradient, exact=exact)
 
 
 def run(tape: Tape, point: dict[str, np.float64], wrt: Iterable[str] | None,
         warnings: list[str] | None = None, *, mode: str = "reverse",
-        subgradient: str = "cs231n") -> Result:
+        subgradient: str = "cs231n", exact: bool = False) -> Result:
     """Evaluate a parsed tape at a point (forward, local partials, one reverse sweep per output,
     and in forward mode one tangent sweep per input)."""
     if mode not in MODES:
@@ -175,8 +178,13 @@ def run(tape: Tape, point: dict[str, np.float64], wrt: Iterable[str] | None,
                 warnings.append(f"{name} is not used by the formula; its value is ignored")
     kinks: list[int] = []
     with gc_paused():
-        values = engine.forward(tape, point)
-        partials = engine.local_partials(tape, values, subgradient, kinks)
+        if exact:
+            values, lost = engine.forward_exact(tape, point)
+            partials = engine.local_partials_exact(tape, values, subgradient, kinks)
+            warnings += _inexact_warnings(tape, point, lost)
+        else:
+            values = engine.forward(tape, point)
+            partials = engine.local_partials(tape, values, subgradient, kinks)
         flags = engine.active(tape, wrt_list)
         adjoints = [engine.backward(tape, values, partials, flags, o) for o in tape.outputs]
         tangents = None
@@ -184,12 +192,13 @@ def run(tape: Tape, point: dict[str, np.float64], wrt: Iterable[str] | None,
             tangents = {}
             for name in wrt_list:
                 i = tape.variables[name]
-                seed = np.ones(np.shape(values[i]))[()]
+                seed = Fraction(1) if exact and type(values[i]) is Fraction else np.ones(
+                    np.shape(values[i]))[()]
                 tangents[name] = engine.jvp(tape, values, partials, {i: seed})
     warnings += engine.nonfinite_warnings(tape, values, partials, flags)
     warnings += _kink_warnings(tape, kinks, subgradient)
     result = Result(tape, dict(point), wrt_list, values, partials, flags, adjoints, warnings,
-                    kinks, subgradient, mode, tangents)
+                    kinks, subgradient, mode, tangents, exact)
     _explain_nonfinite(result)
     _tensor_outputs(result)
     return result
@@ -234,6 +243,18 @@ def _explain_nonfinite(result: Result) -> None:
                 return
 
 
+def _inexact_warnings(tape: Tape, point: Mapping[str, object], lost: list[int]) -> list[str]:
+    out = [f"--at {name} is not a rational number as written; it is a float in --exact mode"
+           for name, v in point.items() if name in tape.variables and type(v) is not Fraction]
+    for i in lost[:10]:
+        op = tape.ops[i]
+        out.append(f"node {i} `{tape.expr(i, 40)}` ({op.name}) is not rational here: it and "
+                   "the nodes that depend on it are computed in floats")
+    if len(lost) > 10:
+        out.append(f"{len(lost) - 10} more nodes fall back to floats")
+    return out
+
+
 def _kink_warnings(tape: Tape, kinks: list[int], convention: str) -> list[str]:
     out = []
     for i in kinks[:20]:
@@ -259,9 +280,9 @@ def _tensor_outputs(result: Result) -> None:
 
 
 def _py(v):
-    """A numpy scalar as a Python float (arrays as nested lists)."""
-    if v is None:
-        return None
+    """A numpy scalar as a Python float (arrays as nested lists; fractions stay fractions)."""
+    if v is None or type(v) is Fraction:
+        return v
     if isinstance(v, np.ndarray):
         return v.tolist()
     return float(v)
@@ -269,20 +290,20 @@ def _py(v):
 
 def evaluate_text(text: str, at_specs: Sequence[str], wrt: Iterable[str] | None,
                   seed: int | None = None, mode: str = "reverse",
-                  subgradient: str = "cs231n") -> Result:
+                  subgradient: str = "cs231n", exact: bool = False) -> Result:
     """Evaluate with the point given as `--at` strings (the CLI's entry to the core)."""
     tape, warnings = parse(text)
-    point = read_point(text, at_specs, seed, warnings)
-    return run(tape, point, wrt, warnings, mode=mode, subgradient=subgradient)
+    point = read_point(text, at_specs, seed, warnings, exact)
+    return run(tape, point, wrt, warnings, mode=mode, subgradient=subgradient, exact=exact)
 
 
 def read_point(text: str, at_specs: Sequence[str], seed: int | None,
-               warnings: list[str]) -> dict:
+               warnings: list[str], exact: bool = False) -> dict:
     """The formula file's own `# at:` values, then the user's `--at` values over them."""
     from .errors import GradcliError
     from .points import Point, defaults
 
-    reader = Point(seed)
+    reader = Point(seed, exact)
     try:
         point = reader.parse(defaults(text))
     except GradcliError as exc:

@@ -250,6 +250,10 @@ def eval_command(
         Mode.reverse, "--mode", case_sensitive=False,
         help="reverse: gradients (backpropagation); forward: each node's tangent for every "
              "--wrt variable; both: side by side, with the sweeps a full Jacobian takes."),
+    exact: bool = typer.Option(
+        False, "--exact",
+        help="Exact fractions wherever every operation allows it (+ - * /, integer powers, "
+             "max/min/abs/relu); floats, with a warning, elsewhere. --at x=1/3 is exact."),
     subgradient: Convention = typer.Option(
         Convention.cs231n, "--subgradient", case_sensitive=False,
         help="The slope at kinks: cs231n (max ties give 1 to each, relu'(0)=0), half (ties "
@@ -263,7 +267,7 @@ def eval_command(
         _batch(text, points, at or [], _split_names(wrt), seed, as_json or fmt is Format.json)
         return
     result = evaluate_text(text, at or [], _split_names(wrt), seed, mode.value,
-                           subgradient.value)
+                           subgradient.value, exact)
     chosen = Format.json if as_json else fmt
     if chosen in (Format.dot, Format.mermaid):
         from .render.graph import graph_text
@@ -401,20 +405,22 @@ def graph_command(
                                help="Significant digits in the labels."),
     max_nodes: int = typer.Option(200, "--max-nodes", min=0,
                                   help="Refuse to draw more nodes than this (0: no limit)."),
+    seed: Optional[int] = typer.Option(None, "--seed", min=0,
+                                       help="Seed for randn(...)/rand(...) values in --at."),
 ) -> None:
     """Draw FORMULA's circuit: each node with its value (green) and gradient (red)."""
-    from .api import run
+    from .api import read_point, run
     from .parse import parse
-    from .points import parse_at
     from .render.graph import check_size, choose_format, graph_text, render_image
 
     kind = choose_format(fmt.value if fmt else None, output)
     to_stdout = output is None or output == "-"
     if kind == "png" and to_stdout and sys.stdout.isatty():
         raise InputError("PNG is binary: write it to a file with -o FILE.png")
-    tape, warnings = parse(read_formula(formula))
+    text = read_formula(formula)
+    tape, warnings = parse(text)
     check_size(tape, max_nodes)
-    result = run(tape, parse_at(at or []), _split_names(wrt), warnings)
+    result = run(tape, read_point(text, at or [], seed, warnings), _split_names(wrt), warnings)
     warn(result.warnings)
     if kind in ("dot", "mermaid"):
         data = (graph_text(result, kind, digits) + "\n").encode("utf-8")
@@ -479,18 +485,21 @@ def descend_command(
                                  help="Print the trajectory as JSON (no curve or table)."),
     digits: int = typer.Option(6, "--digits", min=1, max=17,
                                help="Significant digits in the table."),
+    seed: Optional[int] = typer.Option(None, "--seed", min=0,
+                                       help="Seed for randn(...)/rand(...) values in --at."),
 ) -> None:
     """Minimise FORMULA by gradient descent, θ ← θ − η∇L: a progress bar, the loss curve,
     a table of steps and the final parameters. Exit 1 if the loss stops being finite."""
     from rich.text import Text
 
+    from .api import read_point
     from .descend import Trajectory, descend, starting_point
     from .parse import parse
-    from .points import parse_at
 
     text = read_formula(formula)
     tape, warnings = parse(text)
-    point, names, zeroed = starting_point(tape, parse_at(at or []), _split_names(wrt))
+    point, names, zeroed = starting_point(tape, read_point(text, at or [], seed, warnings),
+                                          _split_names(wrt))
     warn(warnings)
     if zeroed:
         note = Text("note: ", style="bold")

@@ -7,6 +7,7 @@ Each is one loop over the tape in order (or backwards); none recurses. Adjoints 
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -16,8 +17,7 @@ from .ops import MINUS_ONE, ONE
 from .tape import Tape, shape_str
 
 
-def forward(tape: Tape, at: Mapping[str, object]) -> list:
-    """Every node's value, in tape order. `at` maps each variable name to its value."""
+def _check_missing(tape: Tape, at: Mapping[str, object]) -> None:
     missing = [name for name in tape.variables if name not in at]
     if missing:
         shown = missing[:5]
@@ -25,6 +25,11 @@ def forward(tape: Tape, at: Mapping[str, object]) -> list:
         example = ",".join(f"{m}=..." for m in shown)
         raise InputError(f"no value for {_plural(len(missing), 'variable')} {listed}: "
                          f"give {'it' if len(missing) == 1 else 'them'} with --at {example}")
+
+
+def forward(tape: Tape, at: Mapping[str, object]) -> list:
+    """Every node's value, in tape order. `at` maps each variable name to its value."""
+    _check_missing(tape, at)
     values: list = [None] * len(tape)
     for name, i in tape.variables.items():
         values[i] = at[name]
@@ -47,6 +52,99 @@ def forward(tape: Tape, at: Mapping[str, object]) -> list:
     except (ValueError, IndexError) as exc:  # numpy's shape errors
         raise shape_error(tape, values, i, exc) from None
     return values
+
+
+def forward_exact(tape: Tape, at: Mapping[str, object]) -> tuple[list, list[int]]:
+    """Values as exact fractions wherever every input is one and the op has a rational rule
+    (ops.Op.exact); elsewhere floats. Returns the values and the nodes where exactness was lost
+    (rational inputs, but a result that is not rational: exp, sqrt, 1/0, ...)."""
+    _check_missing(tape, at)
+    values: list = [None] * len(tape)
+    for name, i in tape.variables.items():
+        values[i] = at[name]
+    for i, v in tape.literals.items():
+        values[i] = literal_fraction(tape, i)
+    lost: list[int] = []
+    ops, inputs = tape.ops, tape.inputs
+    i = 0
+    try:
+        with np.errstate(all="ignore"):
+            for i, op in enumerate(ops):
+                ins = inputs[i]
+                if not ins:
+                    continue
+                xs = [values[j] for j in ins]
+                rational = all(type(x) is Fraction for x in xs)
+                if rational and op.exact is not None:
+                    try:
+                        values[i] = op.exact(*xs)
+                        continue
+                    except (ZeroDivisionError, ValueError, OverflowError):
+                        pass
+                values[i] = op.value(*[as_float(x) for x in xs])
+                if rational:
+                    lost.append(i)
+    except (ValueError, IndexError) as exc:
+        raise shape_error(tape, [as_float(v) for v in values], i, exc) from None
+    return values, lost
+
+
+def local_partials_exact(tape: Tape, values: Sequence, convention: str = "cs231n",
+                         kinks: list[int] | None = None) -> list:
+    """Local partials as fractions where the node and its inputs are exact, floats elsewhere."""
+    floats = [as_float(v) for v in values]
+    out = local_partials(tape, floats, convention, kinks)
+    at_kink = set(kinks or ())
+    ops, inputs = tape.ops, tape.inputs
+    for i, op in enumerate(ops):
+        ins = inputs[i]
+        if not ins or op.exact_partials is None or type(values[i]) is not Fraction:
+            continue
+        xs = [values[j] for j in ins]
+        if not all(type(x) is Fraction for x in xs):
+            continue
+        if i in at_kink and convention != "cs231n" and op.subgradient is not None:
+            out[i] = tuple(_fraction(p) for p in out[i])  # 1/2 and 0 are exact too
+            continue
+        try:
+            exact = op.exact_partials(values[i], *xs)
+        except (ZeroDivisionError, ValueError, OverflowError):
+            continue
+        out[i] = tuple(p if p is not None else f for p, f in zip(exact, out[i]))
+    return out
+
+
+def literal_fraction(tape: Tape, i: int):
+    """A number literal exactly as written (0.1 is 1/10); named constants and tensors as floats."""
+    value = tape.literals[i]
+    if np.ndim(value):
+        return value
+    text = "".join(tape.source(i).split())
+    sign = 1
+    while text[:1] in ("-", "+"):
+        sign = -sign if text[0] == "-" else sign
+        text = text[1:]
+    try:
+        return sign * Fraction(text)
+    except (ValueError, ZeroDivisionError):
+        return value  # pi, e, or an overflowing literal
+
+
+def as_float(v):
+    """A value as float64 (fractions rounded to the nearest float)."""
+    if type(v) is Fraction:
+        try:
+            return np.float64(float(v))
+        except OverflowError:
+            return np.float64(np.inf if v > 0 else -np.inf)
+    return v
+
+
+def _fraction(p):
+    if type(p) is Fraction or np.ndim(p):
+        return p
+    f = float(p)
+    return Fraction(repr(f)) if math.isfinite(f) else p
 
 
 def shape_error(tape: Tape, values: Sequence, i: int, exc: Exception) -> ShapeError:
@@ -152,6 +250,8 @@ def seed_for(value):
     (the gradients are then those of the sum of its elements)."""
     if isinstance(value, np.ndarray):
         return np.ones(value.shape)
+    if type(value) is Fraction:
+        return Fraction(1)
     return np.float64(1.0)
 
 
@@ -194,7 +294,8 @@ def backward(tape: Tape, values: Sequence, partials: Sequence, flags: Sequence[b
     # Active nodes the output does not reach have gradient 0, not "none".
     for i in range(n):
         if flags[i] and adj[i] is None:
-            adj[i] = np.zeros(np.shape(values[i]))[()]
+            v = values[i]
+            adj[i] = Fraction(0) if type(v) is Fraction else np.zeros(np.shape(v))[()]
     return adj
 
 

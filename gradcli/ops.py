@@ -10,7 +10,8 @@ Edge cases are decided here, once, and written in each entry's `note`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from fractions import Fraction
 from functools import reduce
 from typing import Callable
 
@@ -47,6 +48,8 @@ class Op:
     kink: Callable | None = None  # kink(y, *xs): where the op is not differentiable (bool mask)
     subgradient: Callable | None = None  # (convention, y, *xs) -> partials used at a kink
     kink_rule: str = ""  # what each convention does there, for people
+    exact: Callable | None = None  # the value on Fractions (--exact); raises where not rational
+    exact_partials: Callable | None = None  # the partials on Fractions (None: not rational)
 
     @property
     def elementwise(self) -> bool:
@@ -344,6 +347,54 @@ _register(
        "a [a, b, ...] literal with variables: its elements stacked along a new first axis",
        vjp=_stack_vjp, jvp=_stack_jvp),
 )
+
+# -- exact rational rules (--exact) ---------------------------------------------------------------
+# Each takes and gives fractions.Fraction; an op without one (exp, sin, ...) falls back to floats.
+# A rule raises ZeroDivisionError (1/0, 0^-1) or ValueError (a non-integer power) where the
+# result is not a rational number; the engine then computes that node in floats.
+
+F0, F1 = Fraction(0), Fraction(1)
+
+
+def _exact_pow(a, b):
+    if b.denominator != 1:
+        raise ValueError("a non-integer power is not rational")
+    if abs(b) > 10_000:
+        raise ValueError("the power is too large to keep exact")
+    return a ** int(b)
+
+
+def _exact_pow_partials(y, a, b):
+    da = F0 if b == 0 else b * _exact_pow(a, b - 1)
+    db = F0 if (a == 0 and b > 0) else None  # a^b·ln a is not rational (for a ≠ 1)
+    if a == 1:
+        db = F0
+    return da, db
+
+
+def _exact_extreme(pick):
+    def partials(y, *xs):
+        return tuple(F1 if x == y else F0 for x in xs)
+
+    return lambda *xs: pick(xs), partials
+
+
+_EXACT = {
+    "id": (lambda a: a, lambda y, a: (F1,)),
+    "add": (lambda a, b: a + b, lambda y, a, b: (F1, F1)),
+    "sub": (lambda a, b: a - b, lambda y, a, b: (F1, -F1)),
+    "mul": (lambda a, b: a * b, lambda y, a, b: (b, a)),
+    "div": (lambda a, b: a / b, lambda y, a, b: (1 / b, -y / b)),
+    "neg": (lambda a: -a, lambda y, a: (-F1,)),
+    "pow": (_exact_pow, _exact_pow_partials),
+    "relu": (lambda a: max(a, F0), lambda y, a: (F1 if a > 0 else F0,)),
+    "abs": (abs, lambda y, a: (F1 if a > 0 else (-F1 if a < 0 else F0),)),
+    "sign": (lambda a: Fraction((a > 0) - (a < 0)), lambda y, a: (F0,)),
+    "max": _exact_extreme(max),
+    "min": _exact_extreme(min),
+}
+for _name, (_value, _partials) in _EXACT.items():
+    OPS[_name] = replace(OPS[_name], exact=_value, exact_partials=_partials)
 
 #: How users may write a function, mapped to its op. `pow(a, b)` is the same op as `a ^ b`.
 FUNCTIONS: dict[str, str] = {

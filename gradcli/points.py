@@ -12,6 +12,7 @@ import json
 import math
 import os
 import re
+from fractions import Fraction
 from typing import Iterable, Mapping
 
 import numpy as np
@@ -40,6 +41,30 @@ def split_items(spec: str) -> list[str]:
             start = i + 1
     items.append(spec[start:])
     return items
+
+
+def exact_scalar(t: str) -> Fraction | None:
+    """A number exactly as written (0.1 is 1/10, 1/3 is 1/3); None for pi, e, inf, nan."""
+    t = "".join(t.split())
+    if "/" in t:
+        num, _, den = t.partition("/")
+        if _NUMBER.fullmatch(num) and _NUMBER.fullmatch(den) and float(den) != 0:
+            return Fraction(num) / Fraction(den)
+        return None
+    if _NUMBER.fullmatch(t):
+        return Fraction(t)
+    return None
+
+
+def to_fraction(v):
+    """An API value for --exact: ints and fractions exact, floats as their shortest decimal."""
+    if isinstance(v, Fraction):
+        return v
+    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+        return Fraction(int(v))
+    if isinstance(v, (float, np.floating)) and math.isfinite(v):
+        return Fraction(repr(float(v)))
+    return v
 
 
 def scalar(name: str, t: str) -> float:
@@ -179,8 +204,9 @@ def _draw(name: str, kind: str, dims: str | None, rng: np.random.Generator):
 class Point:
     """Reads values; draws (randn, rand) share one generator so a seed repeats all of them."""
 
-    def __init__(self, seed: int | None = None):
+    def __init__(self, seed: int | None = None, exact: bool = False):
         self.seed = seed
+        self.exact = exact
         self._rng: np.random.Generator | None = None
         self.drew = False
 
@@ -206,7 +232,12 @@ class Point:
             if m.group(1) in ("randn", "rand"):
                 self.drew = True
             return _draw(name, m.group(1), m.group(2), self.rng)
-        return np.float64(scalar(name, t))
+        value = np.float64(scalar(name, t))
+        if self.exact:
+            exact = exact_scalar(t)
+            if exact is not None:
+                return exact
+        return value
 
     def mapping_file(self, path: str) -> dict:
         """`@point.json` or `@point.npz`: several names at once."""
@@ -278,14 +309,17 @@ def defaults(text: str) -> list[str]:
     return [m.group(1).strip() for m in _DEFAULTS.finditer(text) if m.group(1).strip()]
 
 
-def coerce_point(at: Mapping[str, object] | None) -> dict:
+def coerce_point(at: Mapping[str, object] | None, exact: bool = False) -> dict:
     """An API mapping of names to numbers, nested lists or arrays (or --at strings)."""
     out: dict = {}
     for name, value in (at or {}).items():
         if not isinstance(name, str) or not name.isidentifier():
             raise InputError(f"{name!r} is not a variable name")
         if isinstance(value, str):
-            out[name] = parse_value(name, value)
+            out[name] = Point(0, exact).value(name, value)
+        elif exact and isinstance(value, (Fraction, int, float, np.integer, np.floating)) \
+                and not isinstance(value, bool):
+            out[name] = to_fraction(value)
         elif isinstance(value, bool) or value is None:
             raise InputError(f"the value of {name} must be a number, got {type(value).__name__}")
         else:

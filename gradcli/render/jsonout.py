@@ -7,6 +7,7 @@ does not build 10^6 dicts first.
 from __future__ import annotations
 
 import json
+from fractions import Fraction
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -33,6 +34,13 @@ def number(v) -> str:
     return '"Infinity"' if f > 0 else '"-Infinity"'
 
 
+def exact_text(v) -> str:
+    """An exact value as a JSON string such as "-1/4" or "3"; null where it is not exact."""
+    if type(v) is Fraction:
+        return f'"{v}"'
+    return "null"
+
+
 def _mapping(d: dict) -> str:
     return "{" + ", ".join(f"{_str(k)}: {number(v)}" for k, v in d.items()) + "}"
 
@@ -51,6 +59,15 @@ def eval_json(r: "Result") -> str:
         parts.append('"jacobian": [' + ", ".join(_mapping(row) for row in r.jacobian) + "], ")
     else:
         parts.append(f'"gradient": {_mapping(r.gradient)}, ')
+    if r.exact:
+        outs = [exact_text(r.values[o]) for o in tape.outputs]
+        parts.append(f'"value_exact": {outs[0] if not several else "[" + ", ".join(outs) + "]"}, ')
+        rows = ["{" + ", ".join(f"{_str(x)}: {exact_text(adj[tape.variables[x]])}"
+                                for x in r.wrt) + "}" for adj in r.adjoints]
+        if several:
+            parts.append('"jacobian_exact": [' + ", ".join(rows) + "], ")
+        else:
+            parts.append(f'"gradient_exact": {rows[0]}, ')
     parts.append(f'"outputs": {json.dumps(tape.outputs)}, ')
     if r.mode != "reverse":
         parts.append(f'"mode": "{r.mode}", "sweeps": {json.dumps(r.sweeps)}, ')
@@ -86,6 +103,12 @@ def eval_json(r: "Result") -> str:
                 f"{key}: {number(tangents[n][i])}" for n, key in zip(r.wrt, keys)) + "}"
         if kinks and i in kinks:
             extra += f', "kink": "{r.convention}"'
+        if r.exact:
+            extra += f', "value_exact": {exact_text(values[i])}'
+            if active[i]:
+                extra += ', "grad_exact": ' + (exact_text(single[i]) if single is not None else
+                                              "[" + ", ".join(exact_text(a[i]) for a in adjoints)
+                                              + "]")
         parts.append(
             f'{", " if i else ""}{{"id": {i}, "op": "{ops[i].name}", "expr": {_str(expr(i))}, '
             f'"name": {"null" if name is None else _str(name)}, "inputs": [{ids}], '

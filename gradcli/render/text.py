@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import numpy as np
 
@@ -23,6 +24,8 @@ def fmt(v, digits: int = 6, shape: bool = True) -> str:
         return summary(v, digits, shape)
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(fmt(x, digits) for x in v) + "]"
+    if type(v) is Fraction:
+        return str(v)  # exact: -1/4, 3
     f = float(v)
     if math.isnan(f):
         return "NaN"
