@@ -7,6 +7,7 @@ The CSV is read in chunks of rows; each chunk is one forward and one reverse swe
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 from itertools import islice
 from typing import Iterator, Mapping, Sequence
 
@@ -14,6 +15,7 @@ import numpy as np
 
 from . import engine
 from .errors import InputError
+from .ops import OPS
 from .points import scalar
 from .tape import Tape
 
@@ -44,6 +46,7 @@ def check_batchable(tape: Tape, fixed: Mapping[str, object]) -> None:
         if not op.elementwise:
             raise InputError(f"batch mode (--points) evaluates each row on its own, so it takes "
                              f"elementwise operations only; {op.name} works on whole tensors")
+
     for name, value in fixed.items():
         if np.ndim(value):
             raise InputError(f"batch mode (--points) takes scalar values only; --at {name} has "
@@ -156,8 +159,22 @@ def run_batch(tape: Tape, points: CsvPoints, fixed: Mapping[str, object],
     return _chunks(tape, points, fixed, wrt, rows)
 
 
+def per_row(tape: Tape) -> Tape:
+    """The tape as each row sees it: max(a) or min(a) of one scalar is a itself (on a column
+    they would reduce over all rows), so those nodes become named copies."""
+    single = [i for i, op in enumerate(tape.ops)
+              if op.name in ("max", "min") and len(tape.inputs[i]) == 1]
+    if not single:
+        return tape
+    ops = list(tape.ops)
+    for i in single:
+        ops[i] = OPS["id"]
+    return replace(tape, ops=ops)
+
+
 def _chunks(tape: Tape, points: CsvPoints, fixed: Mapping[str, object], wrt: Sequence[str],
             rows: int) -> Iterator[Chunk]:
+    tape = per_row(tape)
     fixed_names = [n for n in fixed if n in tape.variables and n not in points.columns]
     flags = engine.active(tape, wrt)
     out = tape.outputs[0]

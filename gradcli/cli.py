@@ -115,6 +115,7 @@ class Format(str, Enum):
     tree = "tree"
     dot = "dot"
     mermaid = "mermaid"
+    latex = "latex"
 
 
 class Mode(str, Enum):
@@ -258,10 +259,16 @@ def eval_command(
         Convention.cs231n, "--subgradient", case_sensitive=False,
         help="The slope at kinks: cs231n (max ties give 1 to each, relu'(0)=0), half (ties "
              "share, relu'(0)=1/2) or zero."),
+    explain: bool = typer.Option(
+        False, "--explain",
+        help="Write the backward pass out node by node: the chain rule with the numbers "
+             "(∂f/∂x = ∂f/∂q · ∂q/∂x = -4 · 1 = -4). --format latex gives it as LaTeX."),
 ) -> None:
     """Evaluate FORMULA at a point and backpropagate: value, gradient, and every node."""
     from .api import evaluate_text
 
+    if explain or fmt is Format.latex:
+        _check_explain(as_json, fmt, points, mode)
     text = read_formula(formula)
     if points is not None:
         _batch(text, points, at or [], _split_names(wrt), seed, as_json or fmt is Format.json)
@@ -279,6 +286,9 @@ def eval_command(
         warn(result.warnings)
         _write(result.to_json() + "\n")
         return
+    if explain or chosen is Format.latex:
+        _explain(result, chosen is Format.latex, digits, max_rows)
+        return
     from .render.table import render_table, render_tree
 
     console = make_console()
@@ -295,6 +305,37 @@ def eval_command(
                   "shows them all, --json lists them all"])
 
 
+def _check_explain(as_json: bool, fmt: Format, points: Optional[str], mode: Mode) -> None:
+    """--explain (and --format latex) write prose: they combine with no other output format."""
+    if as_json or fmt is Format.json:
+        fail("--explain writes the chain rule out as text (or LaTeX with --format latex); "
+             "--json already carries every node's partials and grad: use one or the other")
+    if fmt not in (Format.table, Format.latex):
+        fail(f"--explain cannot be combined with --format {fmt.value}: it is text, or LaTeX "
+             "with --format latex")
+    if points is not None:
+        fail("--explain explains one point; --points evaluates a batch (use --at)")
+    if mode is not Mode.reverse:
+        fail(f"--explain writes out the backward pass; --mode {mode.value} is shown by the table")
+
+
+def _explain(result, latex: bool, digits: int, max_steps: int) -> None:
+    """`eval --explain`: the backward pass, step by step, as text (Rich) or as LaTeX."""
+    from .render import explain
+
+    warn(result.warnings)
+    if latex:
+        text, left = explain.latex(result, digits, max_steps)
+        _write(text)
+    else:
+        console = make_console(soft_wrap=True)
+        lines, left = explain.rich_lines(result, digits, max_steps)
+        for line in lines:
+            console.print(line)
+    if left:
+        warn([f"the explanation leaves out {left} steps; --max-rows 0 shows them all"])
+
+
 def _batch(text: str, path: str, at: list[str], wrt: Optional[list[str]], seed: Optional[int],
            as_json: bool) -> None:
     """`eval --points FILE`: stream CSV or JSON Lines, chunk by chunk, with a progress bar."""
@@ -307,6 +348,10 @@ def _batch(text: str, path: str, at: list[str], wrt: Optional[list[str]], seed: 
     fixed = read_point(text, at, seed, warnings)
     names = _check_wrt(tape, wrt)
     reader = CsvPoints(path, sys.stdin if path == "-" else None)
+    shadowed = [n for n in fixed if n in reader.columns]
+    if shadowed:
+        warnings.append(f"--at {', '.join(shadowed)}: {path} has a column of that name, which "
+                        "gives the values instead")
     unused = [c for c in reader.columns if c not in tape.variables]
     if unused:
         warnings.append(f"{path}: column{'s' if len(unused) > 1 else ''} "
@@ -560,6 +605,87 @@ class _DescentBar:
 
     def close(self) -> None:
         self.progress.stop()
+
+
+# -- check: analytic against numeric gradients, and grading hand answers ------------------------
+
+CHECK_EXAMPLES = """Examples:
+
+\b
+  gradcli check "(x+y)*z" --at x=-2,y=5,z=-4
+  gradcli check "(x+y)*z" --at x=-2,y=5,z=-4 --expect x=-4,y=-4,z=3
+  gradcli check "q = x + y; f = q * z" --at x=-2,y=5,z=-4 --expect-node q=3 --expect-node 'grad q=-4'
+  gradcli check samples/neuron.grad --at w0=2,x0=-1,w1=-3,x1=-2,w2=-3 --expect x0=0.39 --places 2
+  gradcli eval "(x+y)*z" --at x=-2,y=5,z=-4 --json > table.json
+  gradcli check "(x+y)*z" --answers table.json          (the point comes from the table)
+\b
+Exit status: 0 when everything agrees, 1 when anything does not, 2 for bad input.
+"""
+
+
+@app.command("check", cls=FormulaCommand, no_args_is_help=True, epilog=CHECK_EXAMPLES)
+def check_command(
+    formula: str = typer.Argument(
+        ..., metavar="FORMULA",
+        help="The formula, e.g. \"(x+y)*z\"; or a file (samples/neuron.grad); or - for stdin."),
+    at: Optional[List[str]] = typer.Option(
+        None, "--at", "-a", metavar="NAME=VALUE,...",
+        help="The point: --at x=-2,y=5,z=-4 (repeatable), as for eval."),
+    wrt: Optional[List[str]] = typer.Option(
+        None, "--wrt", "-w", metavar="NAME,...",
+        help="Check the gradient with respect to these variables only (default: all)."),
+    expect: Optional[List[str]] = typer.Option(
+        None, "--expect", "-e", metavar="NAME=GRAD,...",
+        help="Grade a hand-computed gradient: --expect x=-4,y=-4,z=3 (1/3, pi, [1,2] work)."),
+    expect_node: Optional[List[str]] = typer.Option(
+        None, "--expect-node", metavar="NODE=VALUE",
+        help="Grade a node's value (q=3) or gradient ('grad q=-4'); NODE is a name or #id."),
+    answers: Optional[str] = typer.Option(
+        None, "--answers", metavar="FILE",
+        help="Grade a worked table: eval --json output, JSON {\"value\": {...}, \"grad\": "
+             "{...}}, or text lines 'q value 3' / 'x grad -4'; - for stdin."),
+    rtol: float = typer.Option(1e-6, "--rtol",
+                               help="Relative tolerance for the check and for answers."),
+    atol: float = typer.Option(1e-10, "--atol",
+                               help="Absolute tolerance (for gradients near 0)."),
+    places: Optional[int] = typer.Option(
+        None, "--places", min=0, max=15,
+        help="Accept answers rounded to this many decimals (|answer - correct| ≤ 0.5·10^-N)."),
+    subgradient: Convention = typer.Option(
+        Convention.cs231n, "--subgradient", case_sensitive=False,
+        help="The slope at kinks: cs231n, half or zero (as for eval)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    digits: int = typer.Option(6, "--digits", min=1, max=17,
+                               help="Significant digits in the report."),
+    seed: Optional[int] = typer.Option(None, "--seed", min=0,
+                                       help="Seed for randn(...)/rand(...) values in --at."),
+) -> None:
+    """Check FORMULA's gradient against central differences and grade hand-computed answers.
+
+    Exit 0 when everything agrees (a kink, where no derivative exists, is reported and does not
+    fail), 1 when anything does not, 2 for bad input."""
+    from .check import check_text
+
+    if answers == "-" and formula == "-":
+        raise InputError("--answers - and the formula - cannot both come from standard input")
+    text = read_formula(formula)
+    answers_text = None
+    if answers == "-":
+        answers_text = _decode(sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer")
+                               else sys.stdin.read(), "standard input")
+    report = check_text(text, at or [], wrt=_split_names(wrt), seed=seed, expect=expect or [],
+                        expect_node=expect_node or [], answers=answers,
+                        answers_text=answers_text, rtol=rtol, atol=atol, places=places,
+                        subgradient=subgradient.value)
+    warn(report.warnings)
+    if as_json:
+        _write(report.to_json() + "\n")
+    else:
+        from .render.checkout import render_check
+
+        render_check(make_console(), report, digits)
+    if not report.ok:
+        raise typer.Exit(1)
 
 
 def main(argv: Optional[list[str]] = None) -> int:

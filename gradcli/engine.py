@@ -324,8 +324,12 @@ def jvp(tape: Tape, values: Sequence, partials: Sequence, seed: Mapping[int, obj
                     if t is not None:
                         term = ps[k] * t
                         total = term if total is None else total + term
-            if total is not None and np.shape(total) != np.shape(values[i]):
-                total = np.broadcast_to(total, np.shape(values[i])).copy()
+            shape = np.shape(values[i])
+            if total is not None and np.shape(total) != shape:
+                if np.size(total) > math.prod(shape):  # a reduction such as max(v)
+                    total = unbroadcast(total, shape)
+                else:  # an input that broadcast up to the output's shape
+                    total = np.broadcast_to(total, shape).copy()
             tangent[i] = total
     return tangent
 

@@ -113,12 +113,17 @@ def _literal(name: str, text: str) -> np.ndarray:
             pass
         token = ""
 
+    closed = False  # whether the element just before is a list that was closed
     for pos, ch in enumerate(text):
         if ch == "[":
             if token.strip() or result is not None:
                 raise InputError(f"--at {name}={_short(text)}: unexpected '[' at offset {pos}")
             stack.append([])
+            closed = False
         elif ch == "]":
+            if not token.strip() and not closed and stack and stack[-1]:
+                raise InputError(f"--at {name}={_short(text)}: an empty element before the "
+                                 f"']' at offset {pos}")
             flush()
             if not stack:
                 raise InputError(f"--at {name}={_short(text)}: unbalanced ']' at offset {pos}")
@@ -127,8 +132,13 @@ def _literal(name: str, text: str) -> np.ndarray:
                 stack[-1].append(done)
             else:
                 result = done
+            closed = True
         elif ch == ",":
+            if not token.strip() and not closed:
+                raise InputError(f"--at {name}={_short(text)}: an empty element before the "
+                                 f"',' at offset {pos}")
             flush()
+            closed = False
         else:
             if result is not None and not ch.isspace():
                 raise InputError(f"--at {name}={_short(text)}: text after the closing ']'")
@@ -172,7 +182,16 @@ def load_file(name: str, path: str):
             rows = [line for line in fh if line.strip() and not line.lstrip().startswith("#")]
         if not rows:
             raise InputError(f"--at {name}=@{path}: the file has no numbers")
-        table = [[scalar(name, cell) for cell in row.split(",")] for row in rows]
+        table = []
+        for k, row in enumerate(rows):
+            cells = []
+            for c, cell in enumerate(row.split(",")):
+                try:
+                    cells.append(scalar(name, cell))
+                except InputError:
+                    raise InputError(f"--at {name}=@{path}: row {k + 1}, column {c + 1}: "
+                                     f"{_short(cell.strip())!r} is not a number") from None
+            table.append(cells)
         value = _array_from(name, table, path)
     except InputError:
         raise

@@ -122,12 +122,33 @@ def _central_difference(f: Callable[..., float], point: tuple[float, ...], k: in
     return (f(*up) - f(*down)) / (up[k] - down[k])
 
 
+def _tensor_specs() -> dict:
+    """TENSOR_SPECS of tests/test_tensor_ops.py (the structural ops: matmul, sum, stack, ...)."""
+    try:
+        from test_tensor_ops import TENSOR_SPECS  # tests/ is on sys.path (rootdir-relative)
+    except ImportError:  # another import mode: load the file itself
+        import importlib.util
+        from pathlib import Path
+
+        path = Path(__file__).with_name("test_tensor_ops.py")
+        spec = importlib.util.spec_from_file_location("_gradcli_test_tensor_ops", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        TENSOR_SPECS = module.TENSOR_SPECS
+    return TENSOR_SPECS
+
+
 def test_every_op_has_a_spec():
-    """Adding an op to OPS without a spec here fails this test."""
-    missing = set(OPS) - NOT_OPERATORS - set(SPECS)
-    unknown = set(SPECS) - set(OPS)
-    assert not missing, f"ops without a spec in tests/test_ops.py: {sorted(missing)}"
+    """Adding an op to OPS without a spec here or in tests/test_tensor_ops.py fails this test."""
+    tensor = _tensor_specs()
+    assert all(tensor.values()), "every TENSOR_SPECS entry needs at least one case"
+    missing = set(OPS) - NOT_OPERATORS - set(SPECS) - set(tensor)
+    unknown = (set(SPECS) | set(tensor)) - set(OPS)
+    both = set(SPECS) & set(tensor)
+    assert not missing, ("ops without a spec in tests/test_ops.py or TENSOR_SPECS in "
+                         f"tests/test_tensor_ops.py: {sorted(missing)}")
     assert not unknown, f"specs for ops that do not exist: {sorted(unknown)}"
+    assert not both, f"ops with specs in both files: {sorted(both)}"
 
 
 def test_every_function_name_maps_to_an_op():
