@@ -373,7 +373,7 @@ def test_generator_yields_records_and_stops_once():
     assert [s.step for s in traj.steps] == [0, 2, 3] and traj.final is records[-1]
 
 
-def test_generator_rejects_tensor_losses_and_missing_values():
+def test_generator_needs_a_starting_value_for_each_parameter():
     tape, _ = parse("w*2")
     with pytest.raises(InputError, match="no starting value for w"):
         list(descend(tape, {}))

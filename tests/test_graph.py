@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import re
 import shutil
 import subprocess
@@ -169,7 +170,7 @@ def test_shared_node_appears_once_with_several_out_edges():
     assert_matches_json(nodes, edges, doc, 4)
     assert [n["title"] for n in nodes.values()].count("x") == 1
     assert sum(c for (a, _), c in edges.items() if a == 0) == 3  # x -> mul (twice), x -> sin
-    assert nodes[0]["grad"] == fmt(2 * 2 + __import__("math").cos(2), 4)  # fan-out summed
+    assert nodes[0]["grad"] == fmt(2 * 2 + math.cos(2), 4)  # fan-out summed
 
 
 def test_staged_program_names_and_copies():
@@ -415,7 +416,9 @@ def test_missing_graphviz_real_program(tmp_path):
 
 def _tensors_available() -> bool:
     try:
-        evaluate("sum(w*w)", at={"w": __import__("numpy").array([1.0, 2.0])})
+        import numpy as np
+
+        evaluate("sum(w*w)", at={"w": np.array([1.0, 2.0])})
     except Exception:  # noqa: BLE001 - any failure means: not yet
         return False
     return True
