@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import gc
+import re
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
@@ -366,7 +367,12 @@ def gc_paused():
 
 
 def parse(text: str) -> tuple[Tape, list[str]]:
-    """Parse formula text into a tape; returns it with any parse-time warnings."""
+    """Parse formula text into a tape; returns it with any parse-time warnings.
+
+    Valid formulas go through a fast path: a one-regex tokenizer and a lean driver over Lark's
+    own LALR tables and callbacks. Where that path meets anything it does not accept, Lark's
+    parser runs instead, so every syntax error is Lark's, worded as before.
+    """
     if "\x00" in text:
         pos = text.index("\x00")
         raise ParseError("unexpected NUL byte (\\x00): the formula must be text", text, pos)
@@ -374,7 +380,9 @@ def parse(text: str) -> tuple[Tape, list[str]]:
     _BUILDER.reset(text)
     try:
         with gc_paused():
-            parser.parse(text)
+            if not _fast(parser).parse(text):
+                _BUILDER.reset(text)
+                parser.parse(text)
     except UnexpectedInput as exc:
         raise _syntax_error(text, exc) from None
     finally:
@@ -382,6 +390,129 @@ def parse(text: str) -> tuple[Tape, list[str]]:
         _BUILDER.reset("")
     _finish(tape)
     return tape, warnings
+
+
+# -- the fast path ------------------------------------------------------------------------------
+
+_TOKEN = re.compile(
+    r"(?P<WS>[ \t\f\r]+|\#[^\n]*)"
+    r"|(?P<NUMBER>(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)"
+    r"|(?P<NAME>[^\W\d]\w*)"
+    r"|(?P<POW>\*\*|\^)"
+    r"|(?P<DOT_T>\.T)"
+    r"|(?P<SEP>;|\n)"
+    r"|(?P<PUNCT>[-+*/@(),=\[\]])"
+)
+_PUNCT = {"-": "MINUS", "+": "PLUS", "*": "STAR", "/": "SLASH", "@": "AT", "(": "LPAR",
+          ")": "RPAR", ",": "COMMA", "=": "ASSIGN", "[": "LSQB", "]": "RSQB"}
+
+
+class _Tok:
+    """A token for the builder's callbacks: what they read of Lark's Token, and no more."""
+
+    __slots__ = ("type", "value", "start_pos", "end_pos")
+
+    def __init__(self, type_: str, value: str, start: int, end: int):
+        self.type = type_
+        self.value = value
+        self.start_pos = start
+        self.end_pos = end
+
+
+class _FastLALR:
+    """Drives Lark's LALR tables with Lark's callbacks over a regex tokenizer."""
+
+    def __init__(self, lark: Lark):
+        from lark.parsers.lalr_analysis import Shift
+
+        inner = lark.parser.parser.parser
+        table = inner.parse_table
+        self.shift = Shift
+        self.states = table.states
+        self.start = table.start_states["start"]
+        self.end = table.end_states["start"]
+        self.callbacks = inner.callbacks
+        self.multiline = bool(lark.options.postlex)
+
+    def parse(self, text: str) -> bool:
+        """Parse `text`; False (having built nothing to keep) where Lark must take over."""
+        states, callbacks, shift = self.states, self.callbacks, self.shift
+        state_stack = [self.start]
+        value_stack: list = []
+        continues = _Newlines._CONTINUES
+        depth = 0
+        prev = None
+        pos = 0
+        for m in _TOKEN.finditer(text):
+            start = m.start()
+            if start != pos:
+                return False  # a character no terminal matches
+            pos = m.end()
+            kind = m.lastgroup
+            if kind == "WS":
+                continue
+            value = m.group()
+            if kind == "PUNCT":
+                kind = _PUNCT[value]
+                if kind == "LPAR" or kind == "LSQB":
+                    depth += 1
+                elif (kind == "RPAR" or kind == "RSQB") and depth > 0:
+                    depth -= 1
+            elif kind == "SEP":
+                if value == "\n" and self.multiline and (depth > 0 or prev in continues):
+                    continue
+                kind = "_SEP"
+            prev = kind
+            tok = _Tok(kind, value, start, pos)
+            while True:
+                act = states[state_stack[-1]].get(kind)
+                if act is None:
+                    return False
+                action, arg = act
+                if action is shift:
+                    state_stack.append(arg)
+                    value_stack.append(tok)
+                    break
+                size = len(arg.expansion)
+                if size:
+                    s = value_stack[-size:]
+                    del state_stack[-size:]
+                    del value_stack[-size:]
+                else:
+                    s = []
+                value_stack.append(callbacks[arg](s))
+                state_stack.append(states[state_stack[-1]][arg.origin.name][1])
+        if pos != len(text):
+            return False
+        end = self.end
+        while True:
+            act = states[state_stack[-1]].get("$END")
+            if act is None:
+                return False
+            action, arg = act
+            if action is shift:  # pragma: no cover - $END is never shifted
+                return False
+            size = len(arg.expansion)
+            if size:
+                s = value_stack[-size:]
+                del state_stack[-size:]
+                del value_stack[-size:]
+            else:
+                s = []
+            value_stack.append(callbacks[arg](s))
+            state_stack.append(states[state_stack[-1]][arg.origin.name][1])
+            if state_stack[-1] == end:
+                return True
+
+
+_FAST: dict[int, _FastLALR] = {}
+
+
+def _fast(lark: Lark) -> _FastLALR:
+    fast = _FAST.get(id(lark))
+    if fast is None:
+        fast = _FAST[id(lark)] = _FastLALR(lark)
+    return fast
 
 
 def _finish(tape: Tape) -> None:
