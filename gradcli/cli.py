@@ -61,8 +61,8 @@ def _move_dash_formula(command: TyperCommand, ctx: typer.Context, args: list[str
         if arg.startswith("--") and arg.split("=", 1)[0] in takes_value:
             i += 1
             continue
-        if len(arg) > 2 and arg[:2] in takes_value:  # -afoo: a short option with its value
-            i += 1
+        if len(arg) > 2 and arg[:2] in takes_value and _attached_value(arg[2:]):
+            i += 1  # -ax=1: a short option with its value attached
             continue
         # Not an option of ours: a formula such as "-x*y" or "-3".
         rest = args[:i] + args[i + 1 :]
@@ -71,6 +71,16 @@ def _move_dash_formula(command: TyperCommand, ctx: typer.Context, args: list[str
             return rest[: k + 1] + [arg] + rest[k + 1 :]
         return rest + ["--", arg]
     return args
+
+
+def _attached_value(rest: str) -> bool:
+    """Whether `rest` in `-arest` reads as an option's value (x=1, w0,w1, json, out.svg) rather
+    than the rest of a formula that starts with a minus sign ("-w + w^2", "-a*b")."""
+    if any(ch.isspace() for ch in rest):
+        return False
+    if "=" in rest or rest.startswith("@"):
+        return True  # an --at value
+    return not any(ch in "+-*/^()[]@" for ch in rest) and not rest[:1].isdigit()
 
 
 def _close_option(arg: str, options: set[str]) -> bool:
@@ -683,7 +693,7 @@ def check_command(
     else:
         from .render.checkout import render_check
 
-        render_check(make_console(), report, digits)
+        render_check(make_console(soft_wrap=True), report, digits)
     if not report.ok:
         raise typer.Exit(1)
 

@@ -565,3 +565,24 @@ def test_version_importtime_has_no_numpy_or_lark():
                 for line in p.stderr.decode().splitlines() if line.startswith("import time:")}
     assert "gradcli" in imported
     assert "numpy" not in imported and "lark" not in imported
+
+
+@pytest.mark.parametrize("formula, at, value", [
+    ("-w + w^2", "w=3", 6.0),   # -w is also --wrt's short option
+    ("-a*b", "a=1,b=2", -2.0),  # -a is also --at's
+    ("-f(x)", None, None),      # -f is --format's: an unknown function, not an option
+])
+def test_formula_starting_like_a_short_option(formula, at, value):
+    args = ["eval", formula] + (["--at", at] if at else []) + ["--json"]
+    r = runner.invoke(app, args)
+    if value is None:
+        assert r.exit_code == 2 and "unknown function f()" in r.stderr
+    else:
+        assert r.exit_code == 0, r.stderr
+        assert json.loads(r.stdout)["value"] == value
+
+
+def test_short_options_with_attached_values_still_work():
+    r = runner.invoke(app, ["eval", "-ax=1,y=2", "-wx", "x*y", "--json"])
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout)["gradient"] == {"x": 2.0}
