@@ -420,29 +420,47 @@ class _Tok:
 
 
 class _FastLALR:
-    """Drives Lark's LALR tables with Lark's callbacks over a regex tokenizer."""
+    """Drives Lark's LALR tables with Lark's callbacks over a regex tokenizer.
+
+    The table is recompiled once into plain tuples: a shift is (next state,); a reduce is
+    (size, rule name, callback), with callback None for the single-child rules Lark inlines
+    (`?expr: product`), which then only change state.
+    """
 
     def __init__(self, lark: Lark):
+        from lark.parse_tree_builder import ExpandSingleChild
         from lark.parsers.lalr_analysis import Shift
 
         inner = lark.parser.parser.parser
         table = inner.parse_table
-        self.shift = Shift
-        self.states = table.states
+        callbacks = inner.callbacks
         self.start = table.start_states["start"]
         self.end = table.end_states["start"]
-        self.callbacks = inner.callbacks
         self.multiline = bool(lark.options.postlex)
+        self.states: dict = {}
+        for state, row in table.states.items():
+            compiled = {}
+            for kind, (action, arg) in row.items():
+                if action is Shift:
+                    compiled[kind] = (arg,)
+                else:
+                    size = len(arg.expansion)
+                    callback = callbacks[arg]
+                    if size == 1 and isinstance(callback, ExpandSingleChild):
+                        callback = None  # the child is the value: nothing to build
+                    compiled[kind] = (size, arg.origin.name, callback)
+            self.states[state] = compiled
 
     def parse(self, text: str) -> bool:
         """Parse `text`; False (having built nothing to keep) where Lark must take over."""
-        states, callbacks, shift = self.states, self.callbacks, self.shift
+        states = self.states
         state_stack = [self.start]
         value_stack: list = []
         continues = _Newlines._CONTINUES
         depth = 0
         prev = None
         pos = 0
+        multiline = self.multiline
         for m in _TOKEN.finditer(text):
             start = m.start()
             if start != pos:
@@ -459,48 +477,49 @@ class _FastLALR:
                 elif (kind == "RPAR" or kind == "RSQB") and depth > 0:
                     depth -= 1
             elif kind == "SEP":
-                if value == "\n" and self.multiline and (depth > 0 or prev in continues):
+                if value == "\n" and multiline and (depth > 0 or prev in continues):
                     continue
                 kind = "_SEP"
             prev = kind
-            tok = _Tok(kind, value, start, pos)
             while True:
                 act = states[state_stack[-1]].get(kind)
                 if act is None:
                     return False
-                action, arg = act
-                if action is shift:
-                    state_stack.append(arg)
-                    value_stack.append(tok)
+                if len(act) == 1:  # shift
+                    state_stack.append(act[0])
+                    value_stack.append(_Tok(kind, value, start, pos))
                     break
-                size = len(arg.expansion)
+                size, origin, callback = act
+                if callback is None:  # an inlined single child: only the state changes
+                    state_stack[-1] = states[state_stack[-2]][origin][0]
+                    continue
                 if size:
-                    s = value_stack[-size:]
+                    children = value_stack[-size:]
                     del state_stack[-size:]
                     del value_stack[-size:]
                 else:
-                    s = []
-                value_stack.append(callbacks[arg](s))
-                state_stack.append(states[state_stack[-1]][arg.origin.name][1])
+                    children = []
+                value_stack.append(callback(children))
+                state_stack.append(states[state_stack[-1]][origin][0])
         if pos != len(text):
             return False
         end = self.end
         while True:
             act = states[state_stack[-1]].get("$END")
-            if act is None:
+            if act is None or len(act) == 1:
                 return False
-            action, arg = act
-            if action is shift:  # pragma: no cover - $END is never shifted
-                return False
-            size = len(arg.expansion)
-            if size:
-                s = value_stack[-size:]
-                del state_stack[-size:]
-                del value_stack[-size:]
+            size, origin, callback = act
+            if callback is None:
+                state_stack[-1] = states[state_stack[-2]][origin][0]
             else:
-                s = []
-            value_stack.append(callbacks[arg](s))
-            state_stack.append(states[state_stack[-1]][arg.origin.name][1])
+                if size:
+                    children = value_stack[-size:]
+                    del state_stack[-size:]
+                    del value_stack[-size:]
+                else:
+                    children = []
+                value_stack.append(callback(children))
+                state_stack.append(states[state_stack[-1]][origin][0])
             if state_stack[-1] == end:
                 return True
 
