@@ -263,40 +263,94 @@ def backward(tape: Tape, values: Sequence, partials: Sequence, flags: Sequence[b
     if not flags[output]:
         return adj
     adj[output] = seed_for(values[output])
-    inputs, ops = tape.inputs, tape.ops
-    ndarray = np.ndarray
     with np.errstate(all="ignore"):
-        for i in range(output, -1, -1):
-            g = adj[i]
-            if g is None:
-                continue
-            ins = inputs[i]
-            if not ins:
-                continue
-            op = ops[i]
-            if op.vjp is not None:
-                grads = op.vjp(g, values[i], *[values[j] for j in ins])
-                for k, j in enumerate(ins):
-                    c = grads[k]
-                    if flags[j] and c is not None:
-                        prev = adj[j]
-                        adj[j] = c if prev is None else prev + c
-                continue
-            ps = partials[i]
-            for k, j in enumerate(ins):
-                if flags[j]:
-                    p = ps[k]
-                    c = g if p is ONE else (-g if p is MINUS_ONE else g * p)
-                    if type(c) is ndarray or type(values[j]) is ndarray:
-                        c = unbroadcast(c, np.shape(values[j]))
-                    prev = adj[j]
-                    adj[j] = c if prev is None else prev + c
+        if any(type(v) is np.ndarray for v in values):
+            _backward_tensors(tape, values, partials, flags, output, adj)
+        else:
+            _backward_scalars(tape, values, partials, flags, output, adj)
     # Active nodes the output does not reach have gradient 0, not "none".
     for i in range(n):
         if flags[i] and adj[i] is None:
             v = values[i]
             adj[i] = Fraction(0) if type(v) is Fraction else np.zeros(np.shape(v))[()]
     return adj
+
+
+def _backward_scalars(tape: Tape, values, partials, flags, output: int, adj: list) -> None:
+    """The reverse sweep when every value is a scalar: no shapes to undo, arities unrolled."""
+    inputs, ops = tape.inputs, tape.ops
+    for i in range(output, -1, -1):
+        g = adj[i]
+        if g is None:
+            continue
+        ins = inputs[i]
+        if not ins:
+            continue
+        ps = partials[i]
+        if ps is None:  # a structural op on scalars (sum(x), ...)
+            grads = ops[i].vjp(g, values[i], *[values[j] for j in ins])
+            for j, c in zip(ins, grads):
+                if flags[j] and c is not None:
+                    prev = adj[j]
+                    adj[j] = c if prev is None else prev + c
+            continue
+        if len(ins) == 2:
+            a, b = ins
+            if flags[a]:
+                p = ps[0]
+                c = g if p is ONE else g * p
+                prev = adj[a]
+                adj[a] = c if prev is None else prev + c
+            if flags[b]:
+                p = ps[1]
+                c = g if p is ONE else (-g if p is MINUS_ONE else g * p)
+                prev = adj[b]
+                adj[b] = c if prev is None else prev + c
+        elif len(ins) == 1:
+            a = ins[0]
+            if flags[a]:
+                p = ps[0]
+                c = g if p is ONE else (-g if p is MINUS_ONE else g * p)
+                prev = adj[a]
+                adj[a] = c if prev is None else prev + c
+        else:
+            for j, p in zip(ins, ps):
+                if flags[j]:
+                    c = g * p
+                    prev = adj[j]
+                    adj[j] = c if prev is None else prev + c
+
+
+def _backward_tensors(tape: Tape, values, partials, flags, output: int, adj: list) -> None:
+    """The reverse sweep with tensors: structural ops by their vjp, and every elementwise
+    contribution summed back over the axes broadcasting added (unbroadcast)."""
+    inputs, ops = tape.inputs, tape.ops
+    ndarray = np.ndarray
+    for i in range(output, -1, -1):
+        g = adj[i]
+        if g is None:
+            continue
+        ins = inputs[i]
+        if not ins:
+            continue
+        op = ops[i]
+        if op.vjp is not None:
+            grads = op.vjp(g, values[i], *[values[j] for j in ins])
+            for k, j in enumerate(ins):
+                c = grads[k]
+                if flags[j] and c is not None:
+                    prev = adj[j]
+                    adj[j] = c if prev is None else prev + c
+            continue
+        ps = partials[i]
+        for k, j in enumerate(ins):
+            if flags[j]:
+                p = ps[k]
+                c = g if p is ONE else (-g if p is MINUS_ONE else g * p)
+                if type(c) is ndarray or type(values[j]) is ndarray:
+                    c = unbroadcast(c, np.shape(values[j]))
+                prev = adj[j]
+                adj[j] = c if prev is None else prev + c
 
 
 def jvp(tape: Tape, values: Sequence, partials: Sequence, seed: Mapping[int, object]) -> list:
