@@ -1,0 +1,178 @@
+"""The Rich report of `gradcli check`: the gradient check, kinks, graded answers, the verdict.
+
+Every piece of user text goes through `Text`, never through markup (formulas hold `[` and `]`).
+"""
+
+from __future__ import annotations
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from ..check import CheckReport, Grade, symbol
+from .text import fmt, read_as
+
+RIGHT = "green"
+WRONG = "red"
+KINK = "yellow"
+LABEL_WIDTH = 30
+
+_STATUS = {"ok": ("agrees", RIGHT), "mismatch": ("DISAGREES", "bold " + WRONG),
+           "kink": ("kink", KINK), "undefined": ("undefined", WRONG)}
+
+
+def output_name(report: CheckReport) -> str:
+    """What to call the output in ∂f/∂x: its name if the program gave one, else f."""
+    tape = report.tape
+    if len(tape.outputs) != 1:
+        return "f"
+    o = tape.outputs[0]
+    return (tape.names.get(o) if tape.inputs[o] else None) or "f"
+
+
+def variables_table(report: CheckReport, digits: int) -> Table:
+    """One row per variable: analytic, central difference, relative error, verdict."""
+    several = len(report.tape.outputs) > 1
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    table.add_column("variable", overflow="fold", max_width=LABEL_WIDTH)
+    table.add_column("analytic" + (" (per output)" if several else ""), justify="right",
+                     overflow="fold")
+    table.add_column("numeric", justify="right", overflow="fold")
+    table.add_column("rel. error", justify="right")
+    table.add_column("", overflow="fold")
+    for v in report.variables:
+        word, style = _STATUS[v.status]
+        table.add_row(Text(v.name, style="bold"), Text(_many(v.analytic, digits, several)),
+                      Text(_many(v.numeric, digits, several)), Text(fmt(v.rel_error, 2)),
+                      Text(word, style=style))
+    return table
+
+
+def _many(v, digits: int, several: bool) -> str:
+    if several:
+        return "; ".join(fmt(x, digits) for x in v)
+    return fmt(v, digits)
+
+
+def answers_table(report: CheckReport, digits: int) -> Table:
+    """One row per graded answer: what it is, the answer, the correct value, right or wrong."""
+    tape = report.tape
+    out = output_name(report)
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    table.add_column("#", justify="right", style="dim")
+    table.add_column("answer for", overflow="fold", max_width=LABEL_WIDTH + 6)
+    table.add_column("yours", justify="right", overflow="fold")
+    table.add_column("correct", justify="right", overflow="fold")
+    table.add_column("", overflow="fold")
+    first = report.first_wrong
+    for g in report.grades:
+        what = (f"value {tape.label(g.node, LABEL_WIDTH)}" if g.kind == "value" else
+                f"∂{out}/∂{symbol(tape, g.node, LABEL_WIDTH)}")
+        verdict = Text("right", style=RIGHT) if g.ok else Text("wrong", style="bold " + WRONG)
+        if g is first:
+            verdict.append("  ← first wrong", style="bold")
+        if g.slip is not None:
+            verdict.append(f"  {_short_slip(g)}", style=WRONG)
+        table.add_row(str(g.node), Text(what), Text(fmt(g.answer.answer, digits)),
+                      Text(fmt(g.correct, digits)), verdict)
+    return table
+
+
+def _short_slip(g: Grade) -> str:
+    return {"sign_flipped": "sign flipped", "fanout_not_summed": "fan-out not summed",
+            "missing_upstream": "upstream gradient missing",
+            "missing_local": "local derivative missing", "wrong_gate": "another gate's rule",
+            "other_input": "other input's derivative", "swapped": "upstream and local swapped",
+            "propagated": "follows from an earlier mistake",
+            "rounded": "rounded"}.get(g.slip.kind, g.slip.kind)
+
+
+def render_check(console: Console, report: CheckReport, digits: int = 6) -> None:
+    """Print the echo, the gradient check, the kinks, the graded answers and the verdict."""
+    tape = report.tape
+    echo = read_as(tape)
+    head = Text("read as:" + (" " if len(echo) == 1 else ""), style="dim")
+    if len(echo) == 1:
+        head.append(echo[0])
+        console.print(head)
+    else:
+        console.print(head)
+        for line in echo:
+            console.print(Text("  " + line))
+    console.print()
+    if report.variables:
+        console.print(Text("gradient check: backprop against central differences", style="dim"))
+        console.print(variables_table(report, digits))
+        for v in report.variables:
+            if v.note:
+                line = Text(f"  {v.name}: ", style="bold")
+                line.append(v.note)
+                console.print(line)
+    for x in report.suspects:
+        line = Text("  suspect: ", style="bold " + WRONG)
+        line.append(x.message)
+        console.print(line)
+    for k in report.kinks:
+        line = Text("  kink: ", style=KINK)
+        line.append(f"node #{k.node} `{tape.label(k.node, 40)}`: {k.message}")
+        console.print(line)
+    if report.grades:
+        console.print()
+        console.print(Text(f"your answers ({report.tolerance.describe()})", style="dim"))
+        console.print(answers_table(report, digits))
+        wrong = [g for g in report.grades if not g.ok]
+        for g in wrong:
+            if g.slip is None:
+                continue
+            line = Text(f"  #{g.node} {_what(report, g)}: ", style="bold")
+            line.append(g.slip.message)
+            console.print(line)
+        first = report.first_wrong
+        if first is not None:
+            if first.kind == "value":
+                why = ("the first wrong value in forward order: the values after it may only "
+                       "inherit its mistake; fix it first")
+            else:
+                why = ("going backward from the output, the first wrong gradient: the ones "
+                       "after it may only inherit its mistake; fix it first")
+            line = Text("first wrong: ", style="bold " + WRONG)
+            line.append(f"{_what(report, first)} (node #{first.node}) is "
+                        f"{fmt(first.correct, digits)}, not {fmt(first.answer.answer, digits)}; "
+                        f"{why}")
+            console.print(line)
+    console.print()
+    console.print(verdict(report))
+
+
+def _what(report: CheckReport, g: Grade) -> str:
+    tape = report.tape
+    if g.kind == "value":
+        return f"value of {tape.label(g.node, LABEL_WIDTH)}"
+    return f"∂{output_name(report)}/∂{symbol(tape, g.node, LABEL_WIDTH)}"
+
+
+def verdict(report: CheckReport) -> Text:
+    """The last line: passed or failed, and why."""
+    vs = report.variables
+    bad_vars = [v for v in vs if not v.ok]
+    kinks = [v.name for v in vs if v.status == "kink"]
+    wrong = [g for g in report.grades if not g.ok]
+    parts = []
+    if bad_vars:
+        parts.append(f"{len(bad_vars)} of {len(vs)} variable{'s' if len(vs) != 1 else ''} "
+                     "disagree with central differences")
+    elif vs:
+        parts.append(f"the gradient agrees with central differences (rtol "
+                     f"{report.tolerance.rtol:g})" if not kinks else
+                     "the gradient agrees with central differences where it exists; "
+                     f"{', '.join(kinks[:5])}{' ...' if len(kinks) > 5 else ''} "
+                     f"{'meets' if len(kinks) == 1 else 'meet'} a kink (no derivative there)")
+    if report.grades:
+        n = len(report.grades)
+        parts.append(f"{len(wrong)} of {n} answer{'s' if n != 1 else ''} wrong" if wrong else
+                     f"all {n} answer{'s' if n != 1 else ''} right")
+    text = Text("check passed: " if report.ok else "check failed: ",
+                style=("bold " + RIGHT) if report.ok else ("bold " + WRONG))
+    text.append("; ".join(parts) or "nothing to check (the formula has no variables)")
+    return text
