@@ -103,18 +103,18 @@ def gc_paused():
             gc.enable()
 
 
-def timed(fn, *, paused: bool = False):
-    """(seconds, result) of one call, after a full collection; optionally with the cyclic
-    collector paused during the call (as gradcli's parse and api.run pause it)."""
+def timed(fn, *args, paused: bool = False):
+    """(seconds, result) of one call fn(*args), after a full collection; optionally with the
+    cyclic collector paused during the call (as gradcli's parse and api.run pause it)."""
     gc.collect()
     if paused:
         with gc_paused():
             t0 = time.perf_counter()
-            result = fn()
+            result = fn(*args)
             t1 = time.perf_counter()
     else:
         t0 = time.perf_counter()
-        result = fn()
+        result = fn(*args)
         t1 = time.perf_counter()
     return t1 - t0, result
 
@@ -276,17 +276,16 @@ def measure_wide(n: int, seed: int, reps: int) -> dict:
     wrt = None
     for r in range(reps):
         def ours():
-            t_parse, (tape, _warnings) = timed(lambda: parse(text))
-            names = list(tape.variables)
-            t_fwd, values = timed(lambda: gradcli_sweeps(tape, point))
-            t_rev, adj = timed(lambda: gradcli_reverse(tape, values, names))
+            t_parse, (tape, _warnings) = timed(parse, text)
+            t_fwd, values = timed(gradcli_sweeps, tape, point)
+            t_rev, adj = timed(gradcli_reverse, tape, values, list(tape.variables))
             samples["parse"].append(t_parse)
             samples["forward"].append(t_fwd)
             samples["reverse"].append(t_rev)
             return tape, values, adj
 
         def yardstick():
-            t, tree = timed(lambda: ast.parse(pytext, mode="eval"), paused=True)
+            t, tree = timed(ast.parse, pytext, "<formula>", "eval", paused=True)
             samples["ast"].append(t)
             del tree
 
@@ -307,7 +306,7 @@ def measure_wide(n: int, seed: int, reps: int) -> dict:
             wrt = list(tape.variables)
         del tape, values, adj
     # The yardstick with the collector running, as `python -c "import ast; ast.parse(...)"` runs.
-    t, tree = timed(lambda: ast.parse(pytext, mode="eval"))
+    t, tree = timed(ast.parse, pytext, "<formula>", "eval")
     del tree
     rec["ast_gc_on_s"] = t
     # Independent value: the same program run with math's float functions.
@@ -390,7 +389,9 @@ try:
     ast.parse(text, mode="eval")
     print(json.dumps({{"ok": True, "seconds": time.perf_counter() - t0}}))
 except BaseException as exc:
-    print(json.dumps({{"ok": False, "error": type(exc).__name__ + ": " + str(exc)[:120]}}))
+    msg = str(exc).split(" (<unknown>")[0][:100]
+    name = type(exc).__name__ + (": " + msg if msg else "")
+    print(json.dumps({{"ok": False, "error": name}}))
 """
 
 
@@ -429,9 +430,9 @@ def measure_deep(family: str, n: int, seed: int, reps: int) -> dict:
     samples = {"parse": [], "forward": [], "reverse": []}
     rec: dict = {"family": family, "depth": n, "chars": len(text), "repeats": reps}
     for r in range(reps):
-        t_parse, (tape, _) = timed(lambda: parse(text))
-        t_fwd, values = timed(lambda: gradcli_sweeps(tape, point))
-        t_rev, adj = timed(lambda: gradcli_reverse(tape, values, ["x"]))
+        t_parse, (tape, _) = timed(parse, text)
+        t_fwd, values = timed(gradcli_sweeps, tape, point)
+        t_rev, adj = timed(gradcli_reverse, tape, values, ["x"])
         samples["parse"].append(t_parse)
         samples["forward"].append(t_fwd)
         samples["reverse"].append(t_rev)
@@ -696,7 +697,7 @@ def run_peers(cfg: dict, results: dict, seed: int) -> None:
                     rec["gradcli_sweeps_s"] = ref["forward_s"] + ref["reverse_s"]
                 rec["max_rel_err"] = max_rel_err(rec["gradient"], ref["gradient"])
             else:
-                ev, eg = deep_expected(family, n, seed)
+                _, eg = deep_expected(family, n, seed)
                 rec["max_rel_err"] = abs(rec["gradient"][0] - eg) / max(1e-300, abs(eg) or 1)
                 ref = next((d for d in results.get("deep", []) if d.get("family") == family
                             and d.get("depth") == n and "total_s" in d), None)
@@ -805,7 +806,7 @@ def profile_parse(n: int, seed: int, top: int) -> None:
     import cProfile
     import pstats
 
-    prog, size = F.wide(n, seed)
+    prog, _ = F.wide(n, seed)
     text = F.render(prog)
     parse(text)  # warm: Lark's tables are built or loaded from the cache
     gc.collect()
