@@ -151,7 +151,9 @@ def main(argv=None) -> int:
         cause = getattr(exc, "base_exc", None)  # sympy's SympifyError wraps the parser's error
         if cause is not None:
             message = f"could not parse: {type(cause).__name__}: {str(cause).split(' (<')[0][:100]}"
-        result = {"ok": False, "error": f"{type(exc).__name__}{where}: {message}"}
+        if not message and isinstance(exc, MemoryError):
+            message = "(Python's parser or compiler stack, not RAM)"
+        result = {"ok": False, "error": f"{type(exc).__name__}{where}: {message}".rstrip(": ")}
     sys.stdout.write(json.dumps(result) + "\n")
     return 0
 
