@@ -15,16 +15,23 @@ from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-from lark import Lark, Token
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
-from lark.lark import PostLex
 
 from .errors import ParseError, line_and_column
 from .ops import CONSTANTS, FUNCTIONS, OPS, Op
 from .tape import Statement, Tape, shape_str
 
+if TYPE_CHECKING:  # pragma: no cover
+    from lark import Lark, Token
+    from lark.exceptions import UnexpectedInput
+
 _OP = OPS  # the rule table itself, so a patched entry (in a test) is what parsing uses
+
+#: After these tokens a new line continues the statement (as it does inside brackets).
+_CONTINUES = frozenset({"PLUS", "MINUS", "STAR", "SLASH", "AT", "POW", "COMMA", "ASSIGN",
+                        "LPAR", "LSQB"})
 
 
 def grammar_text() -> str:
@@ -39,27 +46,31 @@ def grammar_text() -> str:
     return here.read_text(encoding="utf-8")
 
 
-class _Newlines(PostLex):
-    """Newlines end statements, except inside parentheses or after an operator, ',' or '='."""
+def _newlines():
+    """Lark's postlexer for multi-line programs (made on first use: Lark loads lazily)."""
+    from lark.lark import PostLex
 
-    always_accept = ()
-    _CONTINUES = frozenset({"PLUS", "MINUS", "STAR", "SLASH", "AT", "POW", "COMMA", "ASSIGN",
-                            "LPAR", "LSQB"})
+    class Newlines(PostLex):
+        """Newlines end statements, except inside brackets or after an operator, ',' or '='."""
 
-    def process(self, stream):
-        depth = 0
-        prev = None
-        for tok in stream:
-            kind = tok.type
-            if kind == "_SEP" and tok.value != ";":
-                if depth > 0 or prev in self._CONTINUES:
-                    continue
-            elif kind == "LPAR" or kind == "LSQB":
-                depth += 1
-            elif (kind == "RPAR" or kind == "RSQB") and depth > 0:
-                depth -= 1
-            prev = kind
-            yield tok
+        always_accept = ()
+
+        def process(self, stream):
+            depth = 0
+            prev = None
+            for tok in stream:
+                kind = tok.type
+                if kind == "_SEP" and tok.value != ";":
+                    if depth > 0 or prev in _CONTINUES:
+                        continue
+                elif kind == "LPAR" or kind == "LSQB":
+                    depth += 1
+                elif (kind == "RPAR" or kind == "RSQB") and depth > 0:
+                    depth -= 1
+                prev = kind
+                yield tok
+
+    return Newlines()
 
 
 class Builder:
@@ -317,27 +328,31 @@ def _short(text: str, limit: int = 30) -> str:
 # -- the parser -------------------------------------------------------------------------------
 
 _BUILDER = Builder()
-_PARSERS: dict[bool, Lark] = {}
+_PARSERS: dict = {}
 
 
-def _parser(multiline: bool) -> Lark:
+def _parser(multiline: bool) -> "Lark":
+    """Lark's LALR parser for the grammar (its tables cached in the user's cache folder)."""
     parser = _PARSERS.get(multiline)
     if parser is None:
+        from lark import Lark
+
         parser = Lark(
             grammar_text(),
             parser="lalr",
             lexer="basic",  # the contextual lexer rejects a newline before the postlexer sees it
             transformer=_BUILDER,
-            postlex=_Newlines() if multiline else None,
-            cache=_cache_path(multiline),
+            postlex=_newlines() if multiline else None,
+            cache=_cache_path(multiline, "lark"),
         )
         _PARSERS[multiline] = parser
     return parser
 
 
-def _cache_path(multiline: bool) -> str | bool:
-    """Lark's table cache, kept in the user's own cache folder so the LALR tables are built once,
-    not per run. No cache (rather than a shared temporary folder) where that folder is not ours."""
+def _cache_path(multiline: bool, what: str) -> str | bool:
+    """A cache file in the user's own cache folder, so the LALR tables are built once, not per
+    run. No cache (rather than a shared temporary folder, which Lark would unpickle from) where
+    that folder is not ours."""
     import os
 
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
@@ -351,7 +366,7 @@ def _cache_path(multiline: bool) -> str | bool:
     from . import __version__
 
     kind = "multiline" if multiline else "line"
-    return os.path.join(folder, f"lalr-{__version__}-{kind}.lark")
+    return os.path.join(folder, f"lalr-{__version__}-{kind}.{what}")
 
 
 @contextmanager
@@ -376,20 +391,29 @@ def parse(text: str) -> tuple[Tape, list[str]]:
     if "\x00" in text:
         pos = text.index("\x00")
         raise ParseError("unexpected NUL byte (\\x00): the formula must be text", text, pos)
-    parser = _parser("\n" in text or "\r" in text)
+    multiline = "\n" in text or "\r" in text
     _BUILDER.reset(text)
     try:
         with gc_paused():
-            if not _fast(parser).parse(text):
-                _BUILDER.reset(text)
-                parser.parse(text)
-    except UnexpectedInput as exc:
-        raise _syntax_error(text, exc) from None
+            if not _fast(multiline).parse(text, _BUILDER):
+                _lark_parse(text, multiline)
     finally:
         tape, warnings = _BUILDER.tape, _BUILDER.warnings
         _BUILDER.reset("")
     _finish(tape)
     return tape, warnings
+
+
+def _lark_parse(text: str, multiline: bool) -> None:
+    """Lark's own parse, for what the fast path does not accept: its errors become ours."""
+    from lark.exceptions import UnexpectedInput
+
+    parser = _parser(multiline)
+    _BUILDER.reset(text)
+    try:
+        parser.parse(text)
+    except UnexpectedInput as exc:
+        raise _syntax_error(text, exc) from None
 
 
 # -- the fast path ------------------------------------------------------------------------------
@@ -420,43 +444,58 @@ class _Tok:
 
 
 class _FastLALR:
-    """Drives Lark's LALR tables with Lark's callbacks over a regex tokenizer.
+    """Drives the grammar's LALR tables with the builder's callbacks over a regex tokenizer.
 
-    The table is recompiled once into plain tuples: a shift is (next state,); a reduce is
-    (size, rule name, callback), with callback None for the single-child rules Lark inlines
-    (`?expr: product`), which then only change state.
+    The tables come from Lark once, compiled into plain data and cached as JSON beside Lark's
+    own cache, so a run whose formula parses never imports Lark at all. A shift is [next state];
+    a reduce is [size, rule name, callback name or None, kept child positions or None]; a
+    callback of None marks the single-child rules Lark inlines (`?expr: product`), which only
+    change state.
     """
 
-    def __init__(self, lark: Lark):
+    def __init__(self, data: dict, multiline: bool):
+        self.start = data["start"]
+        self.end = data["end"]
+        self.multiline = multiline
+        self.states = {int(k): {kind: tuple(act) for kind, act in row.items()}
+                       for k, row in data["states"].items()}
+
+    @staticmethod
+    def compile(lark: "Lark") -> dict:
+        """Lark's parse table and callback wiring as JSON-ready data."""
         from lark.parse_tree_builder import ExpandSingleChild
         from lark.parsers.lalr_analysis import Shift
 
         inner = lark.parser.parser.parser
         table = inner.parse_table
-        callbacks = inner.callbacks
-        self.start = table.start_states["start"]
-        self.end = table.end_states["start"]
-        self.multiline = bool(lark.options.postlex)
-        self.states: dict = {}
+        states: dict = {}
         for state, row in table.states.items():
             compiled = {}
             for kind, (action, arg) in row.items():
                 if action is Shift:
-                    compiled[kind] = (arg,)
-                else:
-                    size = len(arg.expansion)
-                    callback = callbacks[arg]
-                    if size == 1 and isinstance(callback, ExpandSingleChild):
-                        callback = None  # the child is the value: nothing to build
-                    compiled[kind] = (size, arg.origin.name, callback)
-            self.states[state] = compiled
+                    compiled[kind] = [arg]
+                    continue
+                size = len(arg.expansion)
+                if size == 1 and isinstance(inner.callbacks[arg], ExpandSingleChild):
+                    compiled[kind] = [size, arg.origin.name, None, None]
+                    continue
+                keep = [k for k, sym in enumerate(arg.expansion)
+                        if not (sym.is_term and sym.filter_out)]
+                if any(not sym.is_term and sym.name.startswith("_") for sym in arg.expansion):
+                    raise RuntimeError("inlined _rules are not supported by the fast path")
+                name = arg.alias or arg.origin.name
+                compiled[kind] = [size, arg.origin.name, name,
+                                  None if len(keep) == size else keep]
+            states[str(state)] = compiled
+        return {"start": table.start_states["start"], "end": table.end_states["start"],
+                "states": states}
 
-    def parse(self, text: str) -> bool:
+    def parse(self, text: str, builder: Builder) -> bool:
         """Parse `text`; False (having built nothing to keep) where Lark must take over."""
         states = self.states
         state_stack = [self.start]
         value_stack: list = []
-        continues = _Newlines._CONTINUES
+        continues = _CONTINUES
         depth = 0
         prev = None
         pos = 0
@@ -489,18 +528,8 @@ class _FastLALR:
                     state_stack.append(act[0])
                     value_stack.append(_Tok(kind, value, start, pos))
                     break
-                size, origin, callback = act
-                if callback is None:  # an inlined single child: only the state changes
-                    state_stack[-1] = states[state_stack[-2]][origin][0]
-                    continue
-                if size:
-                    children = value_stack[-size:]
-                    del state_stack[-size:]
-                    del value_stack[-size:]
-                else:
-                    children = []
-                value_stack.append(callback(children))
-                state_stack.append(states[state_stack[-1]][origin][0])
+                if not self._reduce(act, state_stack, value_stack, builder):
+                    state_stack[-1] = states[state_stack[-2]][act[1]][0]
         if pos != len(text):
             return False
         end = self.end
@@ -508,29 +537,64 @@ class _FastLALR:
             act = states[state_stack[-1]].get("$END")
             if act is None or len(act) == 1:
                 return False
-            size, origin, callback = act
-            if callback is None:
-                state_stack[-1] = states[state_stack[-2]][origin][0]
-            else:
-                if size:
-                    children = value_stack[-size:]
-                    del state_stack[-size:]
-                    del value_stack[-size:]
-                else:
-                    children = []
-                value_stack.append(callback(children))
-                state_stack.append(states[state_stack[-1]][origin][0])
+            if not self._reduce(act, state_stack, value_stack, builder):
+                state_stack[-1] = states[state_stack[-2]][act[1]][0]
             if state_stack[-1] == end:
                 return True
 
+    def _reduce(self, act, state_stack: list, value_stack: list, builder: Builder) -> bool:
+        """Apply a reduce; False for an inlined single child (the caller only moves state)."""
+        size, origin, name, keep = act
+        if name is None:
+            return False
+        if size:
+            children = value_stack[-size:]
+            del state_stack[-size:]
+            del value_stack[-size:]
+            if keep is not None:
+                children = [children[k] for k in keep]
+        else:
+            children = []
+        value_stack.append(getattr(builder, name)(children))
+        state_stack.append(self.states[state_stack[-1]][origin][0])
+        return True
 
-_FAST: dict[int, _FastLALR] = {}
+
+_FAST: dict[bool, _FastLALR] = {}
 
 
-def _fast(lark: Lark) -> _FastLALR:
-    fast = _FAST.get(id(lark))
-    if fast is None:
-        fast = _FAST[id(lark)] = _FastLALR(lark)
+def _fast(multiline: bool) -> _FastLALR:
+    """The fast path's tables: from memory, from the JSON cache, or compiled from Lark."""
+    fast = _FAST.get(multiline)
+    if fast is not None:
+        return fast
+    import hashlib
+    import json
+    import os
+
+    key = hashlib.sha256(grammar_text().encode("utf-8")).hexdigest()
+    path = _cache_path(multiline, "json")
+    data = None
+    if path and os.path.isfile(path):
+        try:
+            with open(path, encoding="utf-8") as fh:
+                cached = json.load(fh)
+            if cached.get("grammar") == key:
+                data = cached
+        except (OSError, ValueError):
+            data = None
+    if data is None:
+        data = _FastLALR.compile(_parser(multiline))
+        data["grammar"] = key
+        if path:
+            tmp = f"{path}.{os.getpid()}.tmp"
+            try:
+                with open(tmp, "w", encoding="utf-8") as fh:
+                    json.dump(data, fh)
+                os.replace(tmp, path)  # atomic: a parallel run never reads half a file
+            except OSError:
+                pass
+    fast = _FAST[multiline] = _FastLALR(data, multiline)
     return fast
 
 
@@ -636,7 +700,9 @@ def _ends_operand(text: str, pos: int) -> bool:
     return bool(before) and (before[-1] in ")]_." or before[-1].isalnum())
 
 
-def _syntax_error(text: str, exc: UnexpectedInput) -> ParseError:
+def _syntax_error(text: str, exc: "UnexpectedInput") -> ParseError:
+    from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedToken
+
     if isinstance(exc, UnexpectedCharacters):
         ch = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else ""
         shown = repr(ch) if ch.isprintable() else repr(ch)

@@ -1,5 +1,5 @@
-"""The parser's fast path (a regex tokenizer and a lean driver over Lark's LALR tables) must
-build exactly what Lark's own parser builds, and accept exactly what Lark accepts."""
+"""The parser's fast path (a regex tokenizer and a lean driver over Lark's LALR tables, cached
+as JSON) must build exactly what Lark's own parser builds, and accept exactly what Lark accepts."""
 
 from __future__ import annotations
 
@@ -20,14 +20,14 @@ PIECES = ["x", "y", "q", "θ", "2", "0.5", ".5", "1e3", "2.", "2.T", "e", "pi", 
 
 def _run(text: str, fast: bool):
     """(ops, inputs, spans, names, outputs) or the error text, by one path only."""
-    lark = P._parser("\n" in text or "\r" in text)
+    multiline = "\n" in text or "\r" in text
     P._BUILDER.reset(text)
     try:
         if fast:
-            if not P._fast(lark).parse(text):
+            if not P._fast(multiline).parse(text, P._BUILDER):
                 return "fallback"
         else:
-            lark.parse(text)
+            P._parser(multiline).parse(text)
         tape = P._BUILDER.tape
         P._finish(tape)
         return ([op.name for op in tape.ops], tape.inputs, tape.starts, tape.ends, tape.names,
@@ -58,3 +58,34 @@ def test_fast_path_agrees_with_lark(text):
 def test_known_formulas_take_the_fast_path(text):
     fast = _run(text, True)
     assert fast != "fallback" and fast == _run(text, False)
+
+
+def test_a_formula_that_parses_never_imports_lark(tmp_path):
+    """The cached tables are enough: a run that parses needs no Lark (cold start)."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
+    code = ("import sys; from gradcli.parse import parse; parse('(x+y)*z'); "
+            "print('lark' in sys.modules)")
+    first = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    second = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert first.stdout.strip() == "True"  # the first run compiles the tables from Lark
+    assert second.stdout.strip() == "False", second.stderr
+    bad = ("import sys; from gradcli.parse import parse\ntry: parse('(x+*y')\n"
+           "except Exception as e: print(type(e).__name__)")
+    out = subprocess.run([sys.executable, "-c", bad], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == "ParseError"  # errors still come from Lark, worded as ever
+
+
+def test_a_stale_or_broken_table_cache_is_rebuilt(tmp_path):
+    import subprocess
+    import sys
+
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
+    code = "from gradcli.parse import parse; print(len(parse('(x+y)*z')[0]))"
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True)
+    for f in (tmp_path / "gradcli").glob("*.json"):
+        f.write_text("{not json")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == "5", out.stderr
