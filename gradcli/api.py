@@ -178,14 +178,14 @@ def run(tape: Tape, point: dict[str, np.float64], wrt: Iterable[str] | None,
                 warnings.append(f"{name} is not used by the formula; its value is ignored")
     kinks: list[int] = []
     with gc_paused():
+        flags = engine.active(tape, wrt_list)
         if exact:
             values, lost = engine.forward_exact(tape, point)
             partials = engine.local_partials_exact(tape, values, subgradient, kinks)
             warnings += _inexact_warnings(tape, point, lost)
         else:
             values = engine.forward(tape, point)
-            partials = engine.local_partials(tape, values, subgradient, kinks)
-        flags = engine.active(tape, wrt_list)
+            partials = engine.local_partials(tape, values, subgradient, kinks, flags)
         adjoints = [engine.backward(tape, values, partials, flags, o) for o in tape.outputs]
         tangents = None
         if mode != "reverse":

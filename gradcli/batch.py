@@ -185,7 +185,7 @@ def _chunks(tape: Tape, points: CsvPoints, fixed: Mapping[str, object], wrt: Seq
         for name in fixed_names:  # a full column, so each row keeps its own gradient
             point[name] = np.full(n, fixed[name], dtype=np.float64)
         values = engine.forward(tape, point)
-        partials = engine.local_partials(tape, values)
+        partials = engine.local_partials(tape, values, flags=flags)
         values[out] = np.broadcast_to(values[out], (n,))
         adj = engine.backward(tape, values, partials, flags, out)
         grads = {}

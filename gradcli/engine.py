@@ -174,12 +174,13 @@ def shape_error(tape: Tape, values: Sequence, i: int, exc: Exception) -> ShapeEr
 
 
 def local_partials(tape: Tape, values: Sequence, convention: str = "cs231n",
-                   kinks: list[int] | None = None) -> list:
+                   kinks: list[int] | None = None, flags: Sequence[bool] | None = None) -> list:
     """Each node's local derivatives ∂node/∂input: a tuple per node (empty for leaves, None for
     structural ops such as matmul, whose reverse rule is a vjp).
 
     Where an op sits exactly at a kink (relu(0), a max tie, ...) its node id is appended to
-    `kinks`, and the slope there follows `convention` (see ops.CONVENTIONS).
+    `kinks`, and the slope there follows `convention` (see ops.CONVENTIONS). Given `flags` (which
+    nodes carry a gradient), ops with per-input rules skip the partials nobody reads (None).
     """
     out: list = [()] * len(tape)
     ops, inputs = tape.ops, tape.inputs
@@ -201,6 +202,12 @@ def local_partials(tape: Tape, values: Sequence, convention: str = "cs231n",
                         continue
             if op.partials is None:
                 out[i] = None  # a structural op: its vjp takes the place of partials
+                continue
+            if flags is not None and op.partial_each is not None and not all(
+                    flags[j] for j in ins):
+                xs = [values[j] for j in ins]
+                out[i] = tuple(f(values[i], *xs) if flags[j] else None
+                               for f, j in zip(op.partial_each, ins))
                 continue
             if len(ins) == 2:
                 out[i] = op.partials(values[i], values[ins[0]], values[ins[1]])
@@ -260,14 +267,13 @@ def backward(tape: Tape, values: Sequence, partials: Sequence, flags: Sequence[b
     """Adjoints ∂output/∂node for every active node (None elsewhere): one reverse sweep."""
     n = len(tape)
     adj: list = [None] * n
-    if not flags[output]:
-        return adj
-    adj[output] = seed_for(values[output])
-    with np.errstate(all="ignore"):
-        if any(type(v) is np.ndarray for v in values):
-            _backward_tensors(tape, values, partials, flags, output, adj)
-        else:
-            _backward_scalars(tape, values, partials, flags, output, adj)
+    if flags[output]:  # an output that depends on no variable leaves every gradient at 0
+        adj[output] = seed_for(values[output])
+        with np.errstate(all="ignore"):
+            if any(type(v) is np.ndarray for v in values):
+                _backward_tensors(tape, values, partials, flags, output, adj)
+            else:
+                _backward_scalars(tape, values, partials, flags, output, adj)
     # Active nodes the output does not reach have gradient 0, not "none".
     for i in range(n):
         if flags[i] and adj[i] is None:

@@ -49,6 +49,8 @@ class Op:
     subgradient: Callable | None = None  # (convention, y, *xs) -> partials used at a kink
     kink_rule: str = ""  # what each convention does there, for people
     exact: Callable | None = None  # the value on Fractions (--exact); raises where not rational
+    partial_each: tuple | None = None  # one function per input, so that the engine computes
+    # only the partials of inputs that carry a gradient (pow's ln a for a constant exponent)
     exact_partials: Callable | None = None  # the partials on Fractions (None: not rational)
 
     @property
@@ -71,14 +73,17 @@ def _real(y, slope):
     return _where(np.isnan(y), np.nan, slope)
 
 
-def _pow_partials(y, a, b):
-    # d/da a^b = b·a^(b-1), taken as 0 when b = 0 (so 0^0 has slope 0, not 0·∞).
-    da = _where(b == 0, ZERO, b * a ** (b - 1))
-    # d/db a^b = a^b·ln a for a > 0; 0 for a = 0 < b (the one-sided limit); NaN otherwise
-    # (a negative base has no real derivative in the exponent).
-    with np.errstate(all="ignore"):
-        logs = np.log(np.where(a > 0, a, 1.0))
-    db = _where(a > 0, y * logs, _where((a == 0) & (b > 0), ZERO, np.nan))
+def _pow_partials(y, a, b, need=(True, True)):
+    da = db = None
+    if need[0]:
+        # d/da a^b = b·a^(b-1), taken as 0 when b = 0 (so 0^0 has slope 0, not 0·∞).
+        da = _where(b == 0, ZERO, b * a ** (b - 1))
+    if need[1]:
+        # d/db a^b = a^b·ln a for a > 0; 0 for a = 0 < b (the one-sided limit); NaN otherwise
+        # (a negative base has no real derivative in the exponent).
+        with np.errstate(all="ignore"):
+            logs = np.log(np.where(a > 0, a, 1.0))
+        db = _where(a > 0, y * logs, _where((a == 0) & (b > 0), ZERO, np.nan))
     return da, db
 
 
@@ -133,13 +138,16 @@ _register(
        lambda y, a, b: (b, a), "∂/∂a = b, ∂/∂b = a", symbol="*"),
     Op("div", 2, lambda a, b: a / b,
        lambda y, a, b: (1.0 / b, -y / b), "∂/∂a = 1/b, ∂/∂b = -a/b²",
-       "b = 0 gives ±Infinity (or NaN for 0/0) with a warning", symbol="/"),
+       "b = 0 gives ±Infinity (or NaN for 0/0) with a warning", symbol="/",
+       partial_each=(lambda y, a, b: 1.0 / b, lambda y, a, b: -y / b)),
     Op("neg", 1, lambda a: -a,
        lambda y, a: (MINUS_ONE,), "∂/∂a = -1", symbol="-"),
     Op("pow", 2, lambda a, b: a ** b,
        _pow_partials, "∂/∂a = b·a^(b-1), ∂/∂b = a^b·ln a",
        "0^0 = 1 with ∂/∂a = 0; a negative base needs an integer exponent (else NaN); "
-       "∂/∂b is 0 at a = 0 < b and NaN for a < 0", symbol="^"),
+       "∂/∂b is 0 at a = 0 < b and NaN for a < 0", symbol="^",
+       partial_each=(lambda y, a, b: _pow_partials(y, a, b, need=(True, False))[0],
+                     lambda y, a, b: _pow_partials(y, a, b, need=(False, True))[1])),
     Op("exp", 1, np.exp,
        lambda y, a: (y,), "∂/∂a = exp(a)", "overflows to Infinity above a ≈ 709.78"),
     Op("log", 1, np.log,

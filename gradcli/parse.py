@@ -188,7 +188,9 @@ class Builder:
     def _check_axis(self, fname: str, a) -> None:
         tape = self.tape
         value = tape.literals.get(a[0])
-        if value is None or a[0] in tape.names or np.ndim(value) or value != int(value):
+        # (numpy has at most 64 axes: a bigger one, 1e300 or inf, is never an axis)
+        if value is None or a[0] in tape.names or np.ndim(value) or not abs(value) <= 64 \
+                or value != int(value):
             raise self._error(f"the axis of {fname}(A, axis) must be a whole number such as 0 "
                               "or 1", a[1])
 
@@ -246,7 +248,7 @@ class Builder:
         close = difflib.get_close_matches(name.value, list(FUNCTIONS), n=1, cutoff=0.6)
         hint = f"did you mean {close[0]}(...)?" if close else (
             "functions: " + ", ".join(sorted(FUNCTIONS)))
-        return self._error(f"unknown function {name.value}()", name.start_pos, hint)
+        return self._error(f"unknown function {_short(name.value)}()", name.start_pos, hint)
 
     def first_arg(self, c):
         return [c[0]]
@@ -271,9 +273,10 @@ class Builder:
         if n in CONSTANTS:
             raise self._error(f"{n} is a constant and cannot be assigned", s)
         if n in tape.bound:
-            raise self._error(f"{n} is assigned twice; give each intermediate its own name", s)
+            raise self._error(f"{_short(n)} is assigned twice; give each intermediate its own "
+                              "name", s)
         if n in tape.variables:
-            raise self._error(f"{n} is used as an input before this line assigns it", s)
+            raise self._error(f"{_short(n)} is used as an input before this line assigns it", s)
         i = a[0]
         if i in tape.names or not tape.inputs[i]:
             # The value already has a name (or is a leaf): a named copy keeps both names.
@@ -528,8 +531,10 @@ class _FastLALR:
                     state_stack.append(act[0])
                     value_stack.append(_Tok(kind, value, start, pos))
                     break
-                if not self._reduce(act, state_stack, value_stack, builder):
+                if act[2] is None:  # an inlined single child (expr -> product): state only
                     state_stack[-1] = states[state_stack[-2]][act[1]][0]
+                else:
+                    self._reduce(act, state_stack, value_stack, builder)
         if pos != len(text):
             return False
         end = self.end
@@ -537,16 +542,16 @@ class _FastLALR:
             act = states[state_stack[-1]].get("$END")
             if act is None or len(act) == 1:
                 return False
-            if not self._reduce(act, state_stack, value_stack, builder):
+            if act[2] is None:
                 state_stack[-1] = states[state_stack[-2]][act[1]][0]
+            else:
+                self._reduce(act, state_stack, value_stack, builder)
             if state_stack[-1] == end:
                 return True
 
-    def _reduce(self, act, state_stack: list, value_stack: list, builder: Builder) -> bool:
-        """Apply a reduce; False for an inlined single child (the caller only moves state)."""
+    def _reduce(self, act, state_stack: list, value_stack: list, builder: Builder) -> None:
+        """Apply a reduce: the builder's callback on the rule's (kept) children."""
         size, origin, name, keep = act
-        if name is None:
-            return False
         if size:
             children = value_stack[-size:]
             del state_stack[-size:]
@@ -557,7 +562,6 @@ class _FastLALR:
             children = []
         value_stack.append(getattr(builder, name)(children))
         state_stack.append(self.states[state_stack[-1]][origin][0])
-        return True
 
 
 _FAST: dict[bool, _FastLALR] = {}

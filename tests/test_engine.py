@@ -430,3 +430,10 @@ def test_engine_forward_names_a_missing_variable():
     tape, _ = parse("x * y")
     with pytest.raises(InputError, match=r"variable y\b.*--at y="):
         engine.forward(tape, {"x": np.float64(1)})
+
+
+def test_an_output_that_depends_on_no_variable_has_zero_gradients():
+    # found by the CLI fuzzer: `check 'q0 = 0; q0, x'` crashed on a None gradient
+    r = evaluate("q0 = 0; q0, x", at={"x": 1})
+    assert r.jacobian == [{"x": 0.0}, {"x": 1.0}]
+    assert evaluate("3, x*2", at={"x": 1}).jacobian == [{"x": 0.0}, {"x": 2.0}]

@@ -120,7 +120,8 @@ def _abs_adjoints(r):
     Where the gradient is a difference of large, nearly equal terms (cancellation), the exact
     answer cannot be had to relative 1e-9 in float64; this is the yardstick for that case.
     """
-    partials = [tuple(abs(p) for p in ps) for ps in r.partials]
+    # (a partial is None where its input carries no gradient, e.g. pow's constant exponent)
+    partials = [tuple(None if p is None else abs(p) for p in ps) for ps in r.partials]
     adj = engine.backward(r.tape, r.values, partials, r.active, r.outputs[0])
     return {name: float(adj[i]) for name, i in r.tape.variables.items()}
 
