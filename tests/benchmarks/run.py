@@ -139,9 +139,9 @@ def gradcli_sweeps(tape, point: dict):
 
 def gradcli_reverse(tape, values, wrt):
     """The reverse sweep: local partials, active flags, one backward sweep from the output."""
-    with gc_paused():
-        partials = engine.local_partials(tape, values)
+    with gc_paused():  # as gradcli.api.run does it: flags first, then only their partials
         flags = engine.active(tape, wrt)
+        partials = engine.local_partials(tape, values, flags=flags)
         adj = engine.backward(tape, values, partials, flags, tape.outputs[0])
     return adj
 
@@ -321,8 +321,8 @@ def measure_wide(n: int, seed: int, reps: int) -> dict:
         base = tracemalloc.get_traced_memory()[0]
         tape, _ = parse(text)
         values = engine.forward(tape, point)
-        partials = engine.local_partials(tape, values)
         flags = engine.active(tape, wrt)
+        partials = engine.local_partials(tape, values, flags=flags)
         adj = engine.backward(tape, values, partials, flags, tape.outputs[0])
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
@@ -523,7 +523,7 @@ def measure_batch(name: str, text: str, names, hand, n: int, seed: int, reps: in
         for s in starts:
             point = {v: cols[v][s:s + rows] for v in tape.variables}
             values = engine.forward(tape, point)
-            partials = engine.local_partials(tape, values)
+            partials = engine.local_partials(tape, values, flags=flags)  # as gradcli.batch does
             engine.backward(tape, values, partials, flags, out)
 
     def theirs():
