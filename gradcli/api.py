@@ -248,8 +248,9 @@ def _inexact_warnings(tape: Tape, point: Mapping[str, object], lost: list[int]) 
            for name, v in point.items() if name in tape.variables and type(v) is not Fraction]
     for i in lost[:10]:
         op = tape.ops[i]
-        out.append(f"node {i} `{tape.expr(i, 40)}` ({op.name}) is not rational here: it and "
-                   "the nodes that depend on it are computed in floats")
+        out.append(f"node {i} `{tape.expr(i, 40)}` ({op.name}) is not rational here (or too "
+                   "large to keep exact): it and the nodes that depend on it are computed in "
+                   "floats")
     if len(lost) > 10:
         out.append(f"{len(lost) - 10} more nodes fall back to floats")
     return out

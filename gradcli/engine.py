@@ -54,10 +54,16 @@ def forward(tape: Tape, at: Mapping[str, object]) -> list:
     return values
 
 
+#: The largest numerator or denominator (in bits) --exact keeps; past it a value is a float, so
+#: that x^(2^60) by repeated squaring costs a warning, not the machine's memory.
+EXACT_BITS = 4096
+
+
 def forward_exact(tape: Tape, at: Mapping[str, object]) -> tuple[list, list[int]]:
     """Values as exact fractions wherever every input is one and the op has a rational rule
     (ops.Op.exact); elsewhere floats. Returns the values and the nodes where exactness was lost
-    (rational inputs, but a result that is not rational: exp, sqrt, 1/0, ...)."""
+    (rational inputs, but a result that is not rational: exp, sqrt, 1/0, ..., or too large to
+    keep: more than EXACT_BITS bits)."""
     _check_missing(tape, at)
     values: list = [None] * len(tape)
     for name, i in tape.variables.items():
@@ -77,8 +83,11 @@ def forward_exact(tape: Tape, at: Mapping[str, object]) -> tuple[list, list[int]
                 rational = all(type(x) is Fraction for x in xs)
                 if rational and op.exact is not None:
                     try:
-                        values[i] = op.exact(*xs)
-                        continue
+                        v = op.exact(*xs)
+                        if (v.numerator.bit_length() <= EXACT_BITS
+                                and v.denominator.bit_length() <= EXACT_BITS):
+                            values[i] = v
+                            continue
                     except (ZeroDivisionError, ValueError, OverflowError):
                         pass
                 values[i] = op.value(*[as_float(x) for x in xs])
@@ -119,7 +128,8 @@ def literal_fraction(tape: Tape, i: int):
     value = tape.literals[i]
     if np.ndim(value):
         return value
-    text = "".join(tape.source(i).split())
+    # A folded minus sign may stand before parentheses: -(0), -(2.5)
+    text = "".join(tape.source(i).split()).replace("(", "").replace(")", "")
     sign = 1
     while text[:1] in ("-", "+"):
         sign = -sign if text[0] == "-" else sign

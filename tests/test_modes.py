@@ -242,3 +242,11 @@ def test_exact_mode_equals_sympy_rational_arithmetic(case):
         got = r.gradient[n]
         assert type(got) is Fraction, (text, n)
         assert got == want, (text, n, got, want)
+
+
+def test_exact_mode_stops_keeping_fractions_that_grow_too_large():
+    # a1 = x*x; a2 = a1*a1; ... a60 is x^(2^60): exact arithmetic would never finish
+    program = "; ".join(["a1 = x*x"] + [f"a{k} = a{k - 1}*a{k - 1}" for k in range(2, 61)])
+    r = evaluate(program, at={"x": "1/3"}, exact=True)
+    assert r.value == 0.0 and any("too large to keep exact" in w for w in r.warnings)
+    assert type(r.values[r.tape.bound["a5"]]) is Fraction  # small ones stay exact
