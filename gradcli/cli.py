@@ -698,6 +698,50 @@ def check_command(
         raise typer.Exit(1)
 
 
+# -- schema: the published JSON Schemas ----------------------------------------------------------
+
+SCHEMA_EXAMPLES = """Examples:
+
+\b
+  gradcli schema                 (the schemas there are, one a line)
+  gradcli schema eval            (the schema of eval --json)
+  gradcli schema batch           (one JSON Lines row of eval --points FILE --json)
+"""
+
+
+def _schema_files() -> dict[str, object]:
+    """The schemas shipped in the package, by name (eval, check, descend, batch, ...)."""
+    from importlib import resources
+
+    folder = resources.files("gradcli").joinpath("schemas")
+    suffix = ".schema.json"
+    return {p.name[: -len(suffix)]: p for p in sorted(folder.iterdir(), key=lambda p: p.name)
+            if p.name.endswith(suffix)}
+
+
+@app.command("schema", epilog=SCHEMA_EXAMPLES)
+def schema_command(
+    name: Optional[str] = typer.Argument(
+        None, metavar="NAME",
+        help="Which output: eval, check, descend or batch (a JSON Lines row of --points). "
+             "Without NAME: the list."),
+) -> None:
+    """Print the JSON Schema (draft 2020-12) that a command's --json output follows."""
+    schemas = _schema_files()
+    if name is None:
+        import json
+
+        for key, path in schemas.items():
+            title = json.loads(path.read_text(encoding="utf-8")).get("title", "")
+            _write(f"{key:<10} {title}\n")
+        return
+    path = schemas.get(name.strip().lower())
+    if path is None:
+        shown = name if len(name) <= 40 else name[:39] + "…"
+        raise InputError(f"no schema named {shown!r}; there are: {', '.join(schemas)}")
+    _write(path.read_text(encoding="utf-8"))
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     """The console script: run the app, turning every failure into a message and exit code."""
     try:
