@@ -698,6 +698,33 @@ def _open_paren(text: str, upto: int) -> int | None:
     return stack[-1] if stack else None
 
 
+_CLOSER = {"(": ")", "[": "]"}
+
+
+def _open_bracket(text: str, upto: int) -> int | None:
+    """Offset of the innermost '(' or '[' still open at `upto`, ignoring comments."""
+    stack: list[int] = []
+    i = 0
+    while i < upto:
+        ch = text[i]
+        if ch == "#":
+            nl = text.find("\n", i)
+            i = upto if nl < 0 else nl
+            continue
+        if ch in "([":
+            stack.append(i)
+        elif ch in ")]" and stack:
+            stack.pop()
+        i += 1
+    return stack[-1] if stack else None
+
+
+def _where(text: str, pos: int) -> str:
+    """'column N', or 'line L, column N' in a formula of several lines."""
+    line, col = line_and_column(text, pos)
+    return f"line {line}, column {col}" if "\n" in text.rstrip("\n") else f"column {col}"
+
+
 def _ends_operand(text: str, pos: int) -> bool:
     """Whether the text just before `pos` ends an operand (a number, a name or a ')')."""
     before = text[:pos].rstrip(" \t\f\r")
@@ -723,13 +750,27 @@ def _syntax_error(text: str, exc: "UnexpectedInput") -> ParseError:
     if (at_end or tok.type == "_SEP") and "RPAR" in expected:
         opened = _open_paren(text, pos)
         if opened is not None:
-            col = pos - (text.rfind("\n", 0, opened) + 1)
-            col = opened - (text.rfind("\n", 0, opened) + 1) + 1
+            return ParseError(f"unexpected {_describe(tok)}: expected ')' to close the '(' at "
+                              f"{_where(text, opened)}", text, pos)
+    if tok.type in ("RPAR", "RSQB") and tok.type not in expected:
+        opened = _open_bracket(text, pos)
+        if opened is None:
+            shown = "(" if tok.type == "RPAR" else "["
+            return ParseError(f"unexpected '{tok.value}': there is no '{shown}' open here",
+                              text, pos)
+        if _CLOSER[text[opened]] != tok.value:  # [1, 2) or (x]
             return ParseError(
-                f"unexpected {_describe(tok)}: expected ')' to close the '(' at column {col}",
-                text, pos)
-    if tok.type == "RPAR" and "RPAR" not in expected and _open_paren(text, pos) is None:
-        return ParseError("unexpected ')': there is no '(' open here", text, pos)
+                f"unexpected '{tok.value}': expected '{_CLOSER[text[opened]]}' to close the "
+                f"'{text[opened]}' at {_where(text, opened)}", text, pos)
+    if at_end and "RSQB" in expected:
+        opened = _open_bracket(text, pos)
+        if opened is not None and text[opened] == "[":
+            return ParseError(f"unexpected end of formula: expected ']' to close the '[' at "
+                              f"{_where(text, opened)}", text, pos)
+    # Only the innermost open bracket's closer can come next (LALR's lookahead lists both).
+    opened = _open_bracket(text, pos)
+    closer = {"(": "RPAR", "[": "RSQB"}.get(text[opened]) if opened is not None else None
+    expected = {e for e in expected if e not in ("RPAR", "RSQB") or e == closer}
     hint = None
     if tok.type in _OPERAND_START and _ends_operand(text, pos):
         hint = "gradcli never multiplies implicitly: write '*' between factors, as in 2*x"
