@@ -213,11 +213,15 @@ def _check_wrt(tape: Tape, wrt: Iterable[str] | None) -> list[str]:
         if not name:
             continue
         if name not in tape.variables:
+            shown = name if len(name) <= 40 else name[:39] + "…"
             if name in tape.bound:
-                raise InputError(f"--wrt {name}: {name} is an intermediate, not an input; its "
+                raise InputError(f"--wrt {shown}: {shown} is an intermediate, not an input; its "
                                  "gradient is in the nodes table")
-            known = ", ".join(tape.variables) or "none"
-            raise InputError(f"--wrt {name}: the formula has no variable {name} "
+            names = list(tape.variables)
+            known = ", ".join(n if len(n) <= 40 else n[:39] + "…" for n in names[:10]) or "none"
+            if len(names) > 10:
+                known += f" and {len(names) - 10} more"
+            raise InputError(f"--wrt {shown}: the formula has no variable {shown} "
                              f"(its variables: {known})")
         if name not in out:
             out.append(name)

@@ -942,6 +942,10 @@ def _wrong_contributions(result, kind: str, k: int, slot: int, g):
     who, at = f"`{tape.label(j, 30)}`", f"`{tape.label(k, 30)}`"
     dj, dk = symbol(tape, j), symbol(tape, k)  # for ∂k/∂j
     ps = result.partials[k]
+    if ps is not None and any(p is None for p in ps):
+        # the engine skips partials of inputs that carry no gradient; a slip may need them
+        with np.errstate(all="ignore"):
+            ps = op.partials(values[k], *[values[m] for m in ins])
     shape = np.shape(values[j])
 
     def fit(w):

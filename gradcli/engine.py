@@ -7,6 +7,7 @@ Each is one loop over the tape in order (or backwards); none recurses. Adjoints 
 from __future__ import annotations
 
 import math
+import re
 from fractions import Fraction
 from typing import Mapping, Sequence
 
@@ -20,7 +21,7 @@ from .tape import Tape, shape_str
 def _check_missing(tape: Tape, at: Mapping[str, object]) -> None:
     missing = [name for name in tape.variables if name not in at]
     if missing:
-        shown = missing[:5]
+        shown = [_short(m) for m in missing[:5]]
         listed = ", ".join(shown) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
         example = ",".join(f"{m}=..." for m in shown)
         raise InputError(f"no value for {_plural(len(missing), 'variable')} {listed}: "
@@ -57,6 +58,7 @@ def forward(tape: Tape, at: Mapping[str, object]) -> list:
 #: The largest numerator or denominator (in bits) --exact keeps; past it a value is a float, so
 #: that x^(2^60) by repeated squaring costs a warning, not the machine's memory.
 EXACT_BITS = 4096
+EXACT_DIGITS = 1200  # about 4096 bits: literals longer, or with larger exponents, stay floats
 
 
 def forward_exact(tape: Tape, at: Mapping[str, object]) -> tuple[list, list[int]]:
@@ -134,10 +136,25 @@ def literal_fraction(tape: Tape, i: int):
     while text[:1] in ("-", "+"):
         sign = -sign if text[0] == "-" else sign
         text = text[1:]
+    exact = bounded_fraction(text)
+    return value if exact is None else sign * exact  # None: pi, e, or a huge exponent
+
+
+_EXPONENT = re.compile(r"[eE]([+-]?\d+)$")
+
+
+def bounded_fraction(text: str) -> Fraction | None:
+    """Fraction(text) for a plain number, unless its exponent would build an integer of
+    millions of digits (1e99999999): None then, and the caller keeps the float."""
+    m = _EXPONENT.search(text)
+    if m and abs(int(m.group(1))) > EXACT_DIGITS:
+        return None
+    if len(text) > EXACT_DIGITS:
+        return None
     try:
-        return sign * Fraction(text)
+        return Fraction(text)
     except (ValueError, ZeroDivisionError):
-        return value  # pi, e, or an overflowing literal
+        return None
 
 
 def as_float(v):
@@ -254,6 +271,8 @@ def unbroadcast(g, shape: tuple):
         return g
     g = np.asarray(g)
     extra = g.ndim - len(shape)
+    if extra < 0:
+        raise ValueError(f"a gradient of shape {g.shape} cannot be summed to shape {shape}")
     if extra > 0:
         g = g.sum(axis=tuple(range(extra)))
     axes = tuple(k for k, n in enumerate(shape) if n == 1 and g.shape[k] != 1)
@@ -314,27 +333,35 @@ def _backward_scalars(tape: Tape, values, partials, flags, output: int, adj: lis
             a, b = ins
             if flags[a]:
                 p = ps[0]
-                c = g if p is ONE else g * p
+                c = g if p is ONE else _times(g, p)
                 prev = adj[a]
                 adj[a] = c if prev is None else prev + c
             if flags[b]:
                 p = ps[1]
-                c = g if p is ONE else (-g if p is MINUS_ONE else g * p)
+                c = g if p is ONE else (-g if p is MINUS_ONE else _times(g, p))
                 prev = adj[b]
                 adj[b] = c if prev is None else prev + c
         elif len(ins) == 1:
             a = ins[0]
             if flags[a]:
                 p = ps[0]
-                c = g if p is ONE else (-g if p is MINUS_ONE else g * p)
+                c = g if p is ONE else (-g if p is MINUS_ONE else _times(g, p))
                 prev = adj[a]
                 adj[a] = c if prev is None else prev + c
         else:
             for j, p in zip(ins, ps):
                 if flags[j]:
-                    c = g * p
+                    c = _times(g, p)
                     prev = adj[j]
                     adj[j] = c if prev is None else prev + c
+
+
+def _times(g, p):
+    """g·p; a float times an exact fraction beyond float64's range is ±Infinity, not an error."""
+    try:
+        return g * p
+    except OverflowError:
+        return g * as_float(p)
 
 
 def _backward_tensors(tape: Tape, values, partials, flags, output: int, adj: list) -> None:
@@ -441,6 +468,8 @@ def finite(v) -> bool:
     """Whether a value (scalar or array) holds only finite numbers."""
     try:
         return math.isfinite(v)  # numpy float64 scalars are floats: the fast path
+    except OverflowError:
+        return True  # a Fraction beyond float64's range is still a finite number
     except TypeError:
         return bool(np.all(np.isfinite(v)))
 
@@ -456,6 +485,10 @@ def _word(v) -> str:
             return "-Infinity"
         return repr(v)
     return "not finite"
+
+
+def _short(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _plural(n: int, word: str) -> str:

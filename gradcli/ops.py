@@ -231,6 +231,12 @@ def _matmul_jvp(ts, y, a, b):
     return out
 
 
+def _dot(a, b):
+    if np.ndim(a) == 0 or np.ndim(b) == 0:
+        raise ValueError("dot takes vectors or matrices; write * to scale by a number")
+    return np.dot(a, b)[()]
+
+
 def _axis(xs) -> int | None:
     return int(xs[1]) if len(xs) > 1 else None
 
@@ -290,7 +296,7 @@ def _logsumexp(a, *axis):
 
 
 def _lse_weights(y, a, axis):
-    yk = y if axis is None else np.expand_dims(y, axis)
+    yk = y if axis is None or np.ndim(a) == 0 else np.expand_dims(y, axis)
     return np.exp(a - yk)
 
 
@@ -321,7 +327,7 @@ _register(
     Op("matmul", 2, np.matmul, None, "∂/∂A = G·Bᵀ, ∂/∂B = Aᵀ·G",
        "numpy's shape rules: (n,k)@(k,m), (n,k)@(k,), (k,)@(k,m), (k,)@(k,)", symbol="@",
        vjp=_matmul_vjp, jvp=_matmul_jvp),
-    Op("dot", 2, lambda a, b: np.dot(a, b)[()], None, "∂/∂a = G·bᵀ, ∂/∂b = aᵀ·G",
+    Op("dot", 2, _dot, None, "∂/∂a = G·bᵀ, ∂/∂b = aᵀ·G",
        "dot(a, b): the inner product of vectors; for matrices, the matrix product",
        vjp=_matmul_vjp, jvp=_matmul_jvp),
     Op("transpose", 1, lambda a: np.transpose(a), None, "∂/∂A = Gᵀ",

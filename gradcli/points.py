@@ -24,6 +24,7 @@ _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 _SPECIAL = {"inf": math.inf, "+inf": math.inf, "-inf": -math.inf, "infinity": math.inf,
             "+infinity": math.inf, "-infinity": -math.inf, "nan": math.nan}
 _DRAW = re.compile(r"(randn|rand|zeros|ones)\s*\(\s*(\d+(\s*,\s*\d+)*)?\s*,?\s*\)")
+_STRUCTURE = re.compile(r"[\[\],]")
 _DEFAULTS = re.compile(r"^[ \t]*#[ \t]*at:(.*)$", re.MULTILINE)
 MAX_ELEMENTS = 100_000_000
 
@@ -45,14 +46,17 @@ def split_items(spec: str) -> list[str]:
 
 def exact_scalar(t: str) -> Fraction | None:
     """A number exactly as written (0.1 is 1/10, 1/3 is 1/3); None for pi, e, inf, nan."""
+    from .engine import bounded_fraction
+
     t = "".join(t.split())
     if "/" in t:
         num, _, den = t.partition("/")
         if _NUMBER.fullmatch(num) and _NUMBER.fullmatch(den) and float(den) != 0:
-            return Fraction(num) / Fraction(den)
+            a, b = bounded_fraction(num), bounded_fraction(den)
+            return None if a is None or b is None or b == 0 else a / b
         return None
     if _NUMBER.fullmatch(t):
-        return Fraction(t)
+        return bounded_fraction(t)
     return None
 
 
@@ -92,14 +96,29 @@ def scalar(name: str, t: str) -> float:
 
 
 def _literal(name: str, text: str) -> np.ndarray:
-    """A nested list literal such as [[1, 2], [3, 1/3]], read without recursion."""
+    """A nested list literal such as [[1, 2], [3, 1/3]], read in one pass without recursion:
+    the text between brackets and commas is sliced out, never grown a character at a time."""
     stack: list[list] = []
     result = None
-    token = ""
-    pos = 0
-
-    def flush():
-        nonlocal token
+    closed = False  # whether the element just before is a list that was closed
+    last = 0  # where the current element's text starts
+    for m in _STRUCTURE.finditer(text):
+        pos, ch = m.start(), m.group()
+        token = text[last:pos]
+        last = pos + 1
+        if ch == "[":
+            if token.strip() or result is not None:
+                raise InputError(f"--at {name}={_short(text)}: unexpected '[' at offset {pos}")
+            stack.append([])
+            closed = False
+            continue
+        if result is not None:
+            if ch == "]" and not token.strip():
+                raise InputError(f"--at {name}={_short(text)}: unbalanced ']' at offset {pos}")
+            raise InputError(f"--at {name}={_short(text)}: text after the closing ']'")
+        if not token.strip() and not closed and (ch == "," or (stack and stack[-1])):
+            raise InputError(f"--at {name}={_short(text)}: an empty element before the "
+                             f"'{ch}' at offset {pos}")
         if token.strip():
             if not stack:
                 raise InputError(f"--at {name}={_short(text)}: a number outside brackets at "
@@ -109,40 +128,19 @@ def _literal(name: str, text: str) -> np.ndarray:
             except InputError:
                 raise InputError(f"--at {name}={_short(text)}: {_short(token.strip())!r} is not "
                                  "a number") from None
-        elif token:
-            pass
-        token = ""
-
-    closed = False  # whether the element just before is a list that was closed
-    for pos, ch in enumerate(text):
-        if ch == "[":
-            if token.strip() or result is not None:
-                raise InputError(f"--at {name}={_short(text)}: unexpected '[' at offset {pos}")
-            stack.append([])
+        if ch == ",":
             closed = False
-        elif ch == "]":
-            if not token.strip() and not closed and stack and stack[-1]:
-                raise InputError(f"--at {name}={_short(text)}: an empty element before the "
-                                 f"']' at offset {pos}")
-            flush()
-            if not stack:
-                raise InputError(f"--at {name}={_short(text)}: unbalanced ']' at offset {pos}")
-            done = stack.pop()
-            if stack:
-                stack[-1].append(done)
-            else:
-                result = done
-            closed = True
-        elif ch == ",":
-            if not token.strip() and not closed:
-                raise InputError(f"--at {name}={_short(text)}: an empty element before the "
-                                 f"',' at offset {pos}")
-            flush()
-            closed = False
+            continue
+        if not stack:  # ']'
+            raise InputError(f"--at {name}={_short(text)}: unbalanced ']' at offset {pos}")
+        done = stack.pop()
+        if stack:
+            stack[-1].append(done)
         else:
-            if result is not None and not ch.isspace():
-                raise InputError(f"--at {name}={_short(text)}: text after the closing ']'")
-            token += ch
+            result = done
+        closed = True
+    if not stack and result is not None and text[last:].strip():
+        raise InputError(f"--at {name}={_short(text)}: text after the closing ']'")
     if stack or result is None:
         raise InputError(f"--at {name}={_short(text)}: unbalanced '['")
     try:
@@ -206,6 +204,8 @@ def load_file(name: str, path: str):
 def _draw(name: str, kind: str, dims: str | None, rng: np.random.Generator):
     shape = tuple(int(d) for d in dims.replace(" ", "").split(",")) if dims else ()
     size = math.prod(shape)
+    if size == 0:
+        raise InputError(f"--at {name}={kind}{shape}: a tensor with no elements has no values")
     if size > MAX_ELEMENTS:
         raise InputError(f"--at {name}={kind}{shape}: {size} elements is more than the "
                          f"{MAX_ELEMENTS} gradcli allows")

@@ -21,6 +21,8 @@ def number(v) -> str:
     """A JSON number, or the strings "NaN", "Infinity", "-Infinity" for non-finite values."""
     try:
         f = float(v)
+    except OverflowError:  # an exact Fraction beyond float64: its float is ±Infinity
+        return '"Infinity"' if v > 0 else '"-Infinity"'
     except TypeError:
         if v is None:
             return "null"
