@@ -444,6 +444,8 @@ def nonfinite_warnings(tape: Tape, values: Sequence, partials: Sequence,
             if all(finite(values[j]) for j in ins):
                 op = ops[i]
                 note = f" ({op.note})" if op.note else ""
+                if not np.any(np.isnan(values[i])) and not _at_pole(op.name, values, ins):
+                    note = " (the result is beyond float64's range, about ±1.8e308)"
                 warnings.append(
                     f"node {i} `{tape.expr(i, 40)}`: {op.name} gives {_word(values[i])}{note}")
             continue
@@ -462,6 +464,16 @@ def nonfinite_warnings(tape: Tape, values: Sequence, partials: Sequence,
                     "through it are not finite")
                 break
     return warnings
+
+
+#: Where an op's Infinity comes from a pole (1/0, log 0, 0^-1) rather than an overflow: which
+#: input being 0 makes it. The op's note explains poles; overflows get their own words.
+_POLES = {"div": 1, "log": 0, "log2": 0, "log10": 0, "pow": 0}
+
+
+def _at_pole(name: str, values: Sequence, ins: Sequence[int]) -> bool:
+    k = _POLES.get(name)
+    return k is not None and bool(np.any(np.asarray(values[ins[k]]) == 0))
 
 
 def finite(v) -> bool:
