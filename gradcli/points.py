@@ -318,11 +318,6 @@ def parse_at(specs: Iterable[str], seed: int | None = None) -> dict:
     return Point(seed).parse(specs)
 
 
-def parse_value(name: str, text: str):
-    """One value as `--at name=text` reads it (no random draws)."""
-    return Point(0).value(name, text)
-
-
 def defaults(text: str) -> list[str]:
     """The default point a formula file carries in `# at: W=randn(5,10), X=...` lines."""
     return [m.group(1).strip() for m in _DEFAULTS.finditer(text) if m.group(1).strip()]
