@@ -7,24 +7,24 @@ Each is one loop over the tape in order (or backwards); none recurses. Adjoints 
 from __future__ import annotations
 
 import math
-import re
 from fractions import Fraction
 from typing import Mapping, Sequence
 
 import numpy as np
 
 from .errors import InputError, ShapeError
-from .ops import MINUS_ONE, ONE
+from .ops import MINUS_ONE, ONE, Op
 from .tape import Tape, shape_str
+from .words import bounded_fraction, nonfinite_word, plural, short
 
 
 def _check_missing(tape: Tape, at: Mapping[str, object]) -> None:
     missing = [name for name in tape.variables if name not in at]
     if missing:
-        shown = [_short(m) for m in missing[:5]]
+        shown = [short(m) for m in missing[:5]]
         listed = ", ".join(shown) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
         example = ",".join(f"{m}=..." for m in shown)
-        raise InputError(f"no value for {_plural(len(missing), 'variable')} {listed}: "
+        raise InputError(f"no value for {plural(len(missing), 'variable')} {listed}: "
                          f"give {'it' if len(missing) == 1 else 'them'} with --at {example}")
 
 
@@ -58,7 +58,6 @@ def forward(tape: Tape, at: Mapping[str, object]) -> list:
 #: The largest numerator or denominator (in bits) --exact keeps; past it a value is a float, so
 #: that x^(2^60) by repeated squaring costs a warning, not the machine's memory.
 EXACT_BITS = 4096
-EXACT_DIGITS = 1200  # about 4096 bits: literals longer, or with larger exponents, stay floats
 
 
 def forward_exact(tape: Tape, at: Mapping[str, object]) -> tuple[list, list[int]]:
@@ -138,23 +137,6 @@ def literal_fraction(tape: Tape, i: int):
         text = text[1:]
     exact = bounded_fraction(text)
     return value if exact is None else sign * exact  # None: pi, e, or a huge exponent
-
-
-_EXPONENT = re.compile(r"[eE]([+-]?\d+)$")
-
-
-def bounded_fraction(text: str) -> Fraction | None:
-    """Fraction(text) for a plain number, unless its exponent would build an integer of
-    millions of digits (1e99999999): None then, and the caller keeps the float."""
-    m = _EXPONENT.search(text)
-    if m and abs(int(m.group(1))) > EXACT_DIGITS:
-        return None
-    if len(text) > EXACT_DIGITS:
-        return None
-    try:
-        return Fraction(text)
-    except (ValueError, ZeroDivisionError):
-        return None
 
 
 def as_float(v):
@@ -365,9 +347,9 @@ def _times(g, p):
 
 
 def _backward_tensors(tape: Tape, values, partials, flags, output: int, adj: list) -> None:
-    """The reverse sweep with tensors: structural ops by their vjp, and every elementwise
-    contribution summed back over the axes broadcasting added (unbroadcast)."""
-    inputs, ops = tape.inputs, tape.ops
+    """The reverse sweep with tensors: each input's share is contribution()'s (g·p or the
+    op's vjp, summed back over the axes broadcasting added); a vjp runs once for all inputs."""
+    inputs = tape.inputs
     ndarray = np.ndarray
     for i in range(output, -1, -1):
         g = adj[i]
@@ -376,24 +358,63 @@ def _backward_tensors(tape: Tape, values, partials, flags, output: int, adj: lis
         ins = inputs[i]
         if not ins:
             continue
-        op = ops[i]
-        if op.vjp is not None:
-            grads = op.vjp(g, values[i], *[values[j] for j in ins])
-            for k, j in enumerate(ins):
-                c = grads[k]
-                if flags[j] and c is not None:
-                    prev = adj[j]
-                    adj[j] = c if prev is None else prev + c
-            continue
         ps = partials[i]
+        if ps is None:  # a structural op: one vjp call gives every input's share
+            grads = tape.ops[i].vjp(g, values[i], *[values[j] for j in ins])
+            for k, j in enumerate(ins):
+                if flags[j]:
+                    c = _fitted(grads[k], values[j])
+                    if c is not None:
+                        prev = adj[j]
+                        adj[j] = c if prev is None else prev + c
+            continue
         for k, j in enumerate(ins):
             if flags[j]:
-                p = ps[k]
-                c = g if p is ONE else (-g if p is MINUS_ONE else g * p)
-                if type(c) is ndarray or type(values[j]) is ndarray:
-                    c = unbroadcast(c, np.shape(values[j]))
+                c = _scaled(g, ps[k])
+                v = values[j]
+                if type(c) is ndarray or type(v) is ndarray:  # _fitted, inlined: the hot path
+                    c = unbroadcast(c, np.shape(v))
                 prev = adj[j]
                 adj[j] = c if prev is None else prev + c
+
+
+def contribution(tape: Tape, values: Sequence, partials: Sequence, k: int, slot: int, g):
+    """The gradient node k sends to its input in `slot`, given k's upstream gradient g.
+
+    For an op with local partials: g · partials[k][slot] (g itself for a partial of 1, -g for
+    -1), or None when that partial is None (local_partials skips inputs that carry no
+    gradient). For a structural op (partials[k] is None): its vjp's share for that input, which
+    may be None (an axis argument). Either way the result is summed back to the input's shape
+    (unbroadcast). Call it inside np.errstate(all="ignore") to silence numpy's warnings.
+    """
+    ins = tape.inputs[k]
+    ps = partials[k]
+    if ps is None:
+        c = tape.ops[k].vjp(g, values[k], *[values[m] for m in ins])[slot]
+    else:
+        c = _scaled(g, ps[slot])
+    return _fitted(c, values[ins[slot]])
+
+
+def _scaled(g, p):
+    """g · p, or None for a partial nobody computed (as _times: never an OverflowError)."""
+    if p is ONE:
+        return g
+    if p is MINUS_ONE:
+        return -g
+    if p is None:
+        return None
+    try:
+        return g * p
+    except OverflowError:  # a float times an exact fraction beyond float64's range
+        return g * as_float(p)
+
+
+def _fitted(c, value):
+    """A contribution summed back to its input's shape (undoing broadcasting)."""
+    if c is not None and (type(c) is np.ndarray or type(value) is np.ndarray):
+        return unbroadcast(c, np.shape(value))
+    return c
 
 
 def jvp(tape: Tape, values: Sequence, partials: Sequence, seed: Mapping[int, object]) -> list:
@@ -444,10 +465,10 @@ def nonfinite_warnings(tape: Tape, values: Sequence, partials: Sequence,
             if all(finite(values[j]) for j in ins):
                 op = ops[i]
                 note = f" ({op.note})" if op.note else ""
-                if not np.any(np.isnan(values[i])) and not _at_pole(op.name, values, ins):
+                if not np.any(np.isnan(values[i])) and not _at_pole(op, values, ins):
                     note = " (the result is beyond float64's range, about ±1.8e308)"
-                warnings.append(
-                    f"node {i} `{tape.expr(i, 40)}`: {op.name} gives {_word(values[i])}{note}")
+                word = nonfinite_word(values[i])
+                warnings.append(f"node {i} `{tape.expr(i, 40)}`: {op.name} gives {word}{note}")
             continue
         if not flags[i]:
             continue
@@ -460,19 +481,16 @@ def nonfinite_warnings(tape: Tape, values: Sequence, partials: Sequence,
                 note = f" ({op.note})" if op.note else ""
                 warnings.append(
                     f"node {i} `{tape.expr(i, 40)}` ({op.name}): its local derivative with "
-                    f"respect to `{tape.label(j, 40)}` is {_word(ps[k])}{note}; gradients "
+                    f"respect to `{tape.label(j, 40)}` is {nonfinite_word(ps[k])}{note}; gradients "
                     "through it are not finite")
                 break
     return warnings
 
 
-#: Where an op's Infinity comes from a pole (1/0, log 0, 0^-1) rather than an overflow: which
-#: input being 0 makes it. The op's note explains poles; overflows get their own words.
-_POLES = {"div": 1, "log": 0, "log2": 0, "log10": 0, "pow": 0}
-
-
-def _at_pole(name: str, values: Sequence, ins: Sequence[int]) -> bool:
-    k = _POLES.get(name)
+def _at_pole(op: Op, values: Sequence, ins: Sequence[int]) -> bool:
+    """Whether an Infinity comes from a pole (1/0, log 0, 0^-1: Op.pole's input is 0) rather
+    than an overflow. The op's note explains poles; overflows get their own words."""
+    k = op.pole
     return k is not None and bool(np.any(np.asarray(values[ins[k]]) == 0))
 
 
@@ -484,24 +502,3 @@ def finite(v) -> bool:
         return True  # a Fraction beyond float64's range is still a finite number
     except TypeError:
         return bool(np.all(np.isfinite(v)))
-
-
-def _word(v) -> str:
-    v = float(v) if np.ndim(v) == 0 else v
-    if isinstance(v, float):
-        if v != v:
-            return "NaN"
-        if v == float("inf"):
-            return "Infinity"
-        if v == float("-inf"):
-            return "-Infinity"
-        return repr(v)
-    return "not finite"
-
-
-def _short(text: str, limit: int = 40) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _plural(n: int, word: str) -> str:
-    return word if n == 1 else word + "s"

@@ -52,6 +52,11 @@ class Op:
     partial_each: tuple | None = None  # one function per input, so that the engine computes
     # only the partials of inputs that carry a gradient (pow's ln a for a constant exponent)
     exact_partials: Callable | None = None  # the partials on Fractions (None: not rational)
+    pole: int | None = None  # which input being 0 makes an Infinity a pole (1/0, log 0, 0^-1),
+    # not an overflow: the warning then gives the op's note instead of "beyond float64's range"
+    aliases: tuple[str, ...] = ()  # other names users may call it by (ln for log)
+    function: bool = True  # whether a formula may call it by name, as name(...)
+    noun: str = ""  # what its value is, for people: "a sum" (check's wrong-gate slips)
 
     @property
     def elementwise(self) -> bool:
@@ -122,41 +127,69 @@ OPS: dict[str, Op] = {}
 
 def _register(*ops: Op) -> None:
     for op in ops:
+        if op.arity != 0 and op.partials is None and op.vjp is None:
+            raise MissingRule(op.name)  # an op with inputs needs partials or a vjp
         OPS[op.name] = op
 
 
+def lookup(name: str) -> Op:
+    """The op called `name`; a missing rule fails here, naming the op."""
+    try:
+        return OPS[name]
+    except KeyError:
+        raise MissingRule(name) from None
+
+
+class MissingRule(KeyError):
+    """An op with no rule in OPS: a bug in gradcli (not in the user's input), naming the op."""
+
+    def __init__(self, name: str):
+        super().__init__(name)
+        self.name = name
+
+    def __str__(self) -> str:
+        return f"no rule for op {self.name!r} in gradcli.ops.OPS"
+
+
 _register(
-    Op("const", 0, None, None, "", "a number or a named constant (pi, e); carries no gradient"),
-    Op("var", 0, None, None, "", "an input variable, set with --at"),
+    Op("const", 0, None, None, "", "a number or a named constant (pi, e); carries no gradient",
+       function=False),
+    Op("var", 0, None, None, "", "an input variable, set with --at", function=False),
     Op("id", 1, lambda a: a,
-       lambda y, a: (ONE,), "∂/∂a = 1", "a named copy (q = x)"),
+       lambda y, a: (ONE,), "∂/∂a = 1", "a named copy (q = x)", function=False),
     Op("add", 2, lambda a, b: a + b,
-       lambda y, a, b: (ONE, ONE), "∂/∂a = 1, ∂/∂b = 1", symbol="+"),
+       lambda y, a, b: (ONE, ONE), "∂/∂a = 1, ∂/∂b = 1", symbol="+", function=False,
+       noun="a sum"),
     Op("sub", 2, lambda a, b: a - b,
-       lambda y, a, b: (ONE, MINUS_ONE), "∂/∂a = 1, ∂/∂b = -1", symbol="-"),
+       lambda y, a, b: (ONE, MINUS_ONE), "∂/∂a = 1, ∂/∂b = -1", symbol="-", function=False,
+       noun="a difference"),
     Op("mul", 2, lambda a, b: a * b,
-       lambda y, a, b: (b, a), "∂/∂a = b, ∂/∂b = a", symbol="*"),
+       lambda y, a, b: (b, a), "∂/∂a = b, ∂/∂b = a", symbol="*", function=False,
+       noun="a product"),
     Op("div", 2, lambda a, b: a / b,
        lambda y, a, b: (1.0 / b, -y / b), "∂/∂a = 1/b, ∂/∂b = -a/b²",
        "b = 0 gives ±Infinity (or NaN for 0/0) with a warning", symbol="/",
-       partial_each=(lambda y, a, b: 1.0 / b, lambda y, a, b: -y / b)),
+       partial_each=(lambda y, a, b: 1.0 / b, lambda y, a, b: -y / b), pole=1, function=False,
+       noun="a quotient"),
     Op("neg", 1, lambda a: -a,
-       lambda y, a: (MINUS_ONE,), "∂/∂a = -1", symbol="-"),
+       lambda y, a: (MINUS_ONE,), "∂/∂a = -1", symbol="-", function=False),
     Op("pow", 2, lambda a, b: a ** b,
        _pow_partials, "∂/∂a = b·a^(b-1), ∂/∂b = a^b·ln a",
        "0^0 = 1 with ∂/∂a = 0; a negative base needs an integer exponent (else NaN); "
        "∂/∂b is 0 at a = 0 < b and NaN for a < 0", symbol="^",
        partial_each=(lambda y, a, b: _pow_partials(y, a, b, need=(True, False))[0],
-                     lambda y, a, b: _pow_partials(y, a, b, need=(False, True))[1])),
+                     lambda y, a, b: _pow_partials(y, a, b, need=(False, True))[1]),
+       pole=0, noun="a power"),
     Op("exp", 1, np.exp,
        lambda y, a: (y,), "∂/∂a = exp(a)", "overflows to Infinity above a ≈ 709.78"),
     Op("log", 1, np.log,
        lambda y, a: (_real(y, 1.0 / a),), "∂/∂a = 1/a", "natural logarithm (ln); domain a > 0: "
-       "log(0) = -Infinity, log(a < 0) = NaN"),
+       "log(0) = -Infinity, log(a < 0) = NaN", pole=0, aliases=("ln",)),
     Op("log2", 1, np.log2,
-       lambda y, a: (_real(y, 1.0 / (a * LN2)),), "∂/∂a = 1/(a·ln 2)", "domain a > 0"),
+       lambda y, a: (_real(y, 1.0 / (a * LN2)),), "∂/∂a = 1/(a·ln 2)", "domain a > 0", pole=0),
     Op("log10", 1, np.log10,
-       lambda y, a: (_real(y, 1.0 / (a * LN10)),), "∂/∂a = 1/(a·ln 10)", "domain a > 0"),
+       lambda y, a: (_real(y, 1.0 / (a * LN10)),), "∂/∂a = 1/(a·ln 10)", "domain a > 0",
+       pole=0),
     Op("sqrt", 1, np.sqrt,
        lambda y, a: (0.5 / y,), "∂/∂a = 1/(2·sqrt(a))",
        "domain a ≥ 0; the slope at 0 is Infinity"),
@@ -194,12 +227,14 @@ _register(
        "CS231n's convention: at a tie every maximal input gets slope 1; "
        "max(v) of one tensor is its largest element",
        kink=lambda y, *xs: _ties(y, xs) > 1, subgradient=lambda c, y, *xs: _tied(c, y, xs),
-       kink_rule="at a tie every maximal input gets 1 (cs231n), 1/k of k tied (half), 0 (zero)"),
+       kink_rule="at a tie every maximal input gets 1 (cs231n), 1/k of k tied (half), 0 (zero)",
+       noun="a max"),
     Op("min", -1, lambda *xs: reduce(np.minimum, xs) if len(xs) > 1 else np.min(xs[0]),
        lambda y, *xs: tuple(_indicator(x <= y) for x in xs), "∂/∂a_i = 1(a_i ≤ every a_j)",
        "at a tie every minimal input gets slope 1 (as for max)",
        kink=lambda y, *xs: _ties(y, xs) > 1, subgradient=lambda c, y, *xs: _tied(c, y, xs),
-       kink_rule="at a tie every minimal input gets 1 (cs231n), 1/k of k tied (half), 0 (zero)"),
+       kink_rule="at a tie every minimal input gets 1 (cs231n), 1/k of k tied (half), 0 (zero)",
+       noun="a min"),
     Op("atan2", 2, np.arctan2,
        lambda y, a, b: (b / (a * a + b * b), -a / (a * a + b * b)),
        "∂/∂y = x/(x² + y²), ∂/∂x = -y/(x² + y²)", "atan2(y, x); no slope at the origin (NaN)"),
@@ -326,7 +361,7 @@ def _tangent_sum(ts, xs, fn):
 _register(
     Op("matmul", 2, np.matmul, None, "∂/∂A = G·Bᵀ, ∂/∂B = Aᵀ·G",
        "numpy's shape rules: (n,k)@(k,m), (n,k)@(k,), (k,)@(k,m), (k,)@(k,)", symbol="@",
-       vjp=_matmul_vjp, jvp=_matmul_jvp),
+       vjp=_matmul_vjp, jvp=_matmul_jvp, function=False),
     Op("dot", 2, _dot, None, "∂/∂a = G·bᵀ, ∂/∂b = aᵀ·G",
        "dot(a, b): the inner product of vectors; for matrices, the matrix product",
        vjp=_matmul_vjp, jvp=_matmul_jvp),
@@ -359,7 +394,7 @@ _register(
        jvp=lambda ts, y, a: _where(y > 0, np.sum(a * ts[0]) / np.where(y > 0, y, 1.0), ZERO)),
     Op("stack", -1, lambda *xs: np.stack(xs), None, "∂/∂a_k = G[k]",
        "a [a, b, ...] literal with variables: its elements stacked along a new first axis",
-       vjp=_stack_vjp, jvp=_stack_jvp),
+       vjp=_stack_vjp, jvp=_stack_jvp, function=False),
 )
 
 # -- exact rational rules (--exact) ---------------------------------------------------------------
@@ -408,25 +443,23 @@ _EXACT = {
     "min": _exact_extreme(min),
 }
 for _name, (_value, _partials) in _EXACT.items():
-    OPS[_name] = replace(OPS[_name], exact=_value, exact_partials=_partials)
+    OPS[_name] = replace(lookup(_name), exact=_value, exact_partials=_partials)
 
-#: How users may write a function, mapped to its op. `pow(a, b)` is the same op as `a ^ b`.
-FUNCTIONS: dict[str, str] = {
-    name: name
-    for name in (
-        "exp log log2 log10 sqrt sin cos tan asin acos atan sinh cosh tanh sigmoid relu "
-        "softplus abs sign max min atan2 pow sum mean dot transpose softmax logsumexp norm"
-    ).split()
-}
-FUNCTIONS["ln"] = "log"
+
+def _functions() -> dict[str, str]:
+    """Every name a formula may call, its aliases included, mapped to its op's name."""
+    out: dict[str, str] = {}
+    for op in OPS.values():
+        if op.function:
+            out[op.name] = op.name
+            for alias in op.aliases:
+                out[alias] = op.name
+    return out
+
+
+#: How users may write a function, mapped to its op (derived from OPS: Op.function and
+#: Op.aliases). `pow(a, b)` is the same op as `a ^ b`; `ln` is `log`.
+FUNCTIONS: dict[str, str] = _functions()
 
 #: Named constants.
 CONSTANTS: dict[str, float] = {"pi": float(np.pi), "e": float(np.e)}
-
-
-def lookup(name: str) -> Op:
-    """The op called `name`; a missing rule fails here, naming the op."""
-    try:
-        return OPS[name]
-    except KeyError:
-        raise KeyError(f"no rule for op {name!r} in gradcli.ops.OPS") from None

@@ -19,6 +19,7 @@ import numpy as np
 
 from .errors import InputError
 from .ops import CONSTANTS
+from .words import short
 
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 _SPECIAL = {"inf": math.inf, "+inf": math.inf, "-inf": -math.inf, "infinity": math.inf,
@@ -46,7 +47,7 @@ def split_items(spec: str) -> list[str]:
 
 def exact_scalar(t: str) -> Fraction | None:
     """A number exactly as written (0.1 is 1/10, 1/3 is 1/3); None for pi, e, inf, nan."""
-    from .engine import bounded_fraction
+    from .words import bounded_fraction
 
     t = "".join(t.split())
     if "/" in t:
@@ -87,11 +88,11 @@ def scalar(name: str, t: str) -> float:
         a, b = num.strip(), den.strip()
         if _NUMBER.fullmatch(a) and _NUMBER.fullmatch(b):
             if float(b) == 0:
-                raise InputError(f"--at {name}={_short(t)}: division by zero in the value")
+                raise InputError(f"--at {name}={short(t)}: division by zero in the value")
             return float(a) / float(b)
     if _NUMBER.fullmatch(t):
         return float(t)
-    raise InputError(f"--at {name}={_short(t)}: {_short(t)!r} is not a number "
+    raise InputError(f"--at {name}={short(t)}: {short(t)!r} is not a number "
                      "(write 3, -2.5, 1e-3, 1/3, pi or e)")
 
 
@@ -108,31 +109,31 @@ def _literal(name: str, text: str) -> np.ndarray:
         last = pos + 1
         if ch == "[":
             if token.strip() or result is not None:
-                raise InputError(f"--at {name}={_short(text)}: unexpected '[' at offset {pos}")
+                raise InputError(f"--at {name}={short(text)}: unexpected '[' at offset {pos}")
             stack.append([])
             closed = False
             continue
         if result is not None:
             if ch == "]" and not token.strip():
-                raise InputError(f"--at {name}={_short(text)}: unbalanced ']' at offset {pos}")
-            raise InputError(f"--at {name}={_short(text)}: text after the closing ']'")
+                raise InputError(f"--at {name}={short(text)}: unbalanced ']' at offset {pos}")
+            raise InputError(f"--at {name}={short(text)}: text after the closing ']'")
         if not token.strip() and not closed and (ch == "," or (stack and stack[-1])):
-            raise InputError(f"--at {name}={_short(text)}: an empty element before the "
+            raise InputError(f"--at {name}={short(text)}: an empty element before the "
                              f"'{ch}' at offset {pos}")
         if token.strip():
             if not stack:
-                raise InputError(f"--at {name}={_short(text)}: a number outside brackets at "
+                raise InputError(f"--at {name}={short(text)}: a number outside brackets at "
                                  f"offset {pos}")
             try:
                 stack[-1].append(scalar(name, token))
             except InputError:
-                raise InputError(f"--at {name}={_short(text)}: {_short(token.strip())!r} is not "
+                raise InputError(f"--at {name}={short(text)}: {short(token.strip())!r} is not "
                                  "a number") from None
         if ch == ",":
             closed = False
             continue
         if not stack:  # ']'
-            raise InputError(f"--at {name}={_short(text)}: unbalanced ']' at offset {pos}")
+            raise InputError(f"--at {name}={short(text)}: unbalanced ']' at offset {pos}")
         done = stack.pop()
         if stack:
             stack[-1].append(done)
@@ -140,15 +141,15 @@ def _literal(name: str, text: str) -> np.ndarray:
             result = done
         closed = True
     if not stack and result is not None and text[last:].strip():
-        raise InputError(f"--at {name}={_short(text)}: text after the closing ']'")
+        raise InputError(f"--at {name}={short(text)}: text after the closing ']'")
     if stack or result is None:
-        raise InputError(f"--at {name}={_short(text)}: unbalanced '['")
+        raise InputError(f"--at {name}={short(text)}: unbalanced '['")
     try:
         value = np.array(result, dtype=np.float64)
     except ValueError:
-        raise InputError(f"--at {name}={_short(text)}: the rows have different lengths") from None
+        raise InputError(f"--at {name}={short(text)}: the rows have different lengths") from None
     if value.size == 0:
-        raise InputError(f"--at {name}={_short(text)}: an empty vector has no values")
+        raise InputError(f"--at {name}={short(text)}: an empty vector has no values")
     return value
 
 
@@ -188,7 +189,7 @@ def load_file(name: str, path: str):
                     cells.append(scalar(name, cell))
                 except InputError:
                     raise InputError(f"--at {name}=@{path}: row {k + 1}, column {c + 1}: "
-                                     f"{_short(cell.strip())!r} is not a number") from None
+                                     f"{short(cell.strip())!r} is not a number") from None
             table.append(cells)
         value = _array_from(name, table, path)
     except InputError:
@@ -302,10 +303,10 @@ class Point:
                         at[key] = value
                     continue
                 if not eq:
-                    raise InputError(f"--at {_short(item.strip())}: missing '=': write "
-                                     f"{_short(name) or 'x'}=3")
+                    raise InputError(f"--at {short(item.strip())}: missing '=': write "
+                                     f"{short(name) or 'x'}=3")
                 if not name.isidentifier():
-                    raise InputError(f"--at {_short(item.strip())}: {_short(name)!r} is not a "
+                    raise InputError(f"--at {short(item.strip())}: {short(name)!r} is not a "
                                      "variable name")
                 if name in at:
                     raise InputError(f"--at gives {name} twice")
@@ -342,7 +343,3 @@ def coerce_point(at: Mapping[str, object] | None, exact: bool = False) -> dict:
             except OverflowError:
                 raise InputError(f"the value of {name} is too large for float64") from None
     return out
-
-
-def _short(text: str, limit: int = 40) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"

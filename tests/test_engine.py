@@ -437,3 +437,63 @@ def test_an_output_that_depends_on_no_variable_has_zero_gradients():
     r = evaluate("q0 = 0; q0, x", at={"x": 1})
     assert r.jacobian == [{"x": 0.0}, {"x": 1.0}]
     assert evaluate("3, x*2", at={"x": 1}).jacobian == [{"x": 0.0}, {"x": 2.0}]
+
+
+# -- engine.contribution: the one chain-rule step ------------------------------------------------
+
+def _sweep(text, at, wrt=None):
+    tape, _ = parse(text)
+    at = {k: np.asarray(v, dtype=np.float64)[()] for k, v in at.items()}
+    values = engine.forward(tape, at)
+    flags = engine.active(tape, list(wrt or tape.variables))
+    partials = engine.local_partials(tape, values, flags=flags)
+    adj = engine.backward(tape, values, partials, flags, tape.outputs[0])
+    return tape, values, partials, flags, adj
+
+
+@pytest.mark.parametrize("text,at", [
+    ("(x + y) * z - x / y", {"x": -2.0, "y": 5.0, "z": -4.0}),
+    ("sum(W @ x + b)", {"W": [[1.0, 2.0], [3.0, -4.0]], "x": [0.5, -1.0], "b": 2.0}),
+    ("sum(softmax(A, 0) * A) + mean(A, 1) @ v", {"A": [[1.0, 2.0], [0.5, -3.0]], "v": [2.0, 1.0]}),
+    ("max(x, y) * norm(v) + sum(v)", {"x": 1.0, "y": 1.0, "v": [3.0, 4.0]}),
+])
+def test_contributions_add_up_to_the_adjoints(text, at):
+    """Every active input's adjoint is the sum of what its consumers send it."""
+    tape, values, partials, flags, adj = _sweep(text, at)
+    sums: dict[int, object] = {}
+    out = tape.outputs[0]
+    with np.errstate(all="ignore"):
+        for k in range(out, -1, -1):
+            if adj[k] is None:
+                continue
+            for slot, j in enumerate(tape.inputs[k]):
+                c = engine.contribution(tape, values, partials, k, slot, adj[k])
+                if flags[j] and c is not None:
+                    assert np.shape(c) == np.shape(values[j]), (k, slot)
+                    sums[j] = c if j not in sums else sums[j] + c
+    for j, total in sums.items():
+        np.testing.assert_allclose(total, adj[j])
+
+
+def test_contribution_of_a_skipped_partial_or_an_axis_is_none():
+    tape, values, partials, flags, adj = _sweep("x / y", {"x": 3.0, "y": 2.0}, wrt=["x"])
+    div = tape.outputs[0]
+    assert partials[div][1] is None  # ∂/∂y is not computed when y carries no gradient
+    assert engine.contribution(tape, values, partials, div, 1, adj[div]) is None
+    assert engine.contribution(tape, values, partials, div, 0, adj[div]) == 0.5
+    tape, values, partials, flags, adj = _sweep("sum(A, 0)", {"A": [[1.0, 2.0], [3.0, 4.0]]})
+    s = tape.outputs[0]
+    assert partials[s] is None  # a structural op: its vjp gives the shares
+    assert engine.contribution(tape, values, partials, s, 1, adj[s]) is None  # the axis
+    np.testing.assert_array_equal(engine.contribution(tape, values, partials, s, 0, adj[s]),
+                                  np.ones((2, 2)))
+
+
+def test_a_broadcast_matmul_gradient_has_its_input_shape():
+    """(2,3,4) @ (4,5): B's gradient is summed over the batch axis (it used to keep it)."""
+    rng = np.random.default_rng(0)
+    A, B = rng.normal(size=(2, 3, 4)), rng.normal(size=(4, 5))
+    r = evaluate("sum(A @ B)", at={"A": A, "B": B})
+    assert np.shape(r.gradient["B"]) == (4, 5)
+    np.testing.assert_allclose(r.gradient["B"], A.sum(axis=(0, 1))[:, None] * np.ones((4, 5)))
+    np.testing.assert_allclose(r.gradient["A"], np.broadcast_to(B.sum(axis=1), (2, 3, 4)))

@@ -25,15 +25,14 @@ import jsonschema
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner
+from cli_runner import runner
 
-import gradcli.cli as cli
+import gradcli.session as cli
 from gradcli import evaluate
 from gradcli.cli import app, check_nodes, nodes_at_least
 from gradcli.errors import GradcliError, InputError
 
 ROOT = Path(__file__).resolve().parent.parent
-runner = CliRunner()
 TERMINAL_NAMES = re.compile(
     r"\b(LPAR|RPAR|LSQB|RSQB|NAME|NUMBER|COMMA|ASSIGN|PLUS|MINUS|STAR|SLASH|POW|AT|DOT_T|_SEP"
     r"|COMMENT)\b|\$END")
@@ -478,7 +477,8 @@ def test_every_lark_terminal_has_words():
     name (RPAR, _SEP, ...) in a syntax error."""
     from lark import Lark
 
-    from gradcli.parse import _WORDS, grammar_text
+    from gradcli.parse import grammar_text
+    from gradcli.syntax_errors import WORDS as _WORDS
 
     grammar = Lark(grammar_text(), parser="lalr", lexer="basic")
     ignored = set(grammar.ignore_tokens)

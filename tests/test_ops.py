@@ -393,3 +393,86 @@ def test_constants_pi_and_e():
     assert r.value == math.pi + math.e
     assert r.gradient == {}
     assert all(n.grad is None for n in r.nodes)
+
+
+# -- everything about an op lives in its Op ----------------------------------------------------
+
+def _readme_functions() -> set[str]:
+    """The function names README.md's formula-language table lists (its `functions` and
+    `tensors` rows): bare names in a backtick list (`exp log ln`) and names called as `f(...)`."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## The formula language", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines()
+            if line.startswith("| functions |") or line.startswith("| tensors |")]
+    assert len(rows) == 2, "README.md's formula table lost its functions or tensors row"
+    names: set[str] = set()
+    for row in rows:
+        for cell in re.findall(r"`([^`]*)`", row):
+            if re.fullmatch(r"[a-z][a-z0-9]*( [a-z][a-z0-9]*)*", cell):
+                names.update(cell.split())
+            else:
+                names.update(re.findall(r"\b([a-z][a-z0-9]*)\(", cell))
+    return names
+
+
+def test_the_readme_lists_every_function_and_no_other():
+    """A new function is one OPS entry, one spec above and one README cell: this ties the last
+    to the first."""
+    listed = _readme_functions()
+    missing = set(FUNCTIONS) - listed
+    unknown = listed - set(FUNCTIONS)
+    assert not missing, f"functions the README's formula table does not list: {sorted(missing)}"
+    assert not unknown, f"README lists functions gradcli does not have: {sorted(unknown)}"
+
+
+def test_functions_are_derived_from_the_ops():
+    expected = {}
+    for op in OPS.values():
+        if op.function:
+            expected[op.name] = op.name
+            expected.update({alias: op.name for alias in op.aliases})
+    assert FUNCTIONS == expected
+    assert OPS["log"].aliases == ("ln",)
+    for name in ("const", "var", "id", "add", "sub", "mul", "div", "neg", "matmul", "stack"):
+        assert name not in FUNCTIONS, name
+
+
+def test_a_missing_rule_fails_at_lookup_naming_the_op(monkeypatch):
+    from gradcli.ops import MissingRule, lookup
+
+    with pytest.raises(KeyError, match="no rule for op 'nosuch'"):
+        lookup("nosuch")
+    monkeypatch.delitem(OPS, "sin")
+    with pytest.raises(MissingRule) as caught:
+        parse("sin(x) + 1")
+    assert caught.value.name == "sin" and "'sin'" in str(caught.value)
+
+
+def test_an_op_with_inputs_and_no_rule_cannot_be_registered():
+    from gradcli.ops import MissingRule, Op, _register
+
+    with pytest.raises(MissingRule, match="'norule'"):
+        _register(Op("norule", 1, abs, None, ""))
+    assert "norule" not in OPS
+
+
+def test_poles_live_in_the_op(monkeypatch):
+    """An Infinity at an op's pole gets the op's note; elsewhere it is an overflow."""
+    from dataclasses import replace
+
+    assert {name: op.pole for name, op in OPS.items() if op.pole is not None} == {
+        "div": 1, "log": 0, "log2": 0, "log10": 0, "pow": 0}
+    pole = evaluate("log(x)", at={"x": 0}).warnings
+    assert any("natural logarithm" in w for w in pole), pole
+    monkeypatch.setitem(OPS, "log", replace(OPS["log"], pole=None))
+    overflow = evaluate("log(x)", at={"x": 0}).warnings
+    assert any("beyond float64's range" in w for w in overflow), overflow
+
+
+def test_value_nouns_for_the_gates():
+    nouns = {name: op.noun for name, op in OPS.items() if op.noun}
+    assert nouns == {"add": "a sum", "sub": "a difference", "mul": "a product",
+                     "div": "a quotient", "pow": "a power", "max": "a max", "min": "a min"}

@@ -89,3 +89,22 @@ def test_a_stale_or_broken_table_cache_is_rebuilt(tmp_path):
         f.write_text("{not json")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.stdout.strip() == "5", out.stderr
+
+
+def test_the_fast_path_and_the_error_wording_do_not_import_the_parser():
+    """parse imports lalr_fast and syntax_errors, never the other way round (no cycles)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, gradcli.lalr_fast, gradcli.syntax_errors; "
+            "print('gradcli.parse' in sys.modules, 'lark' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.split() == ["False", "False"], out.stderr
+
+
+def test_syntax_errors_are_worded_by_syntax_errors():
+    import gradcli.syntax_errors as S
+
+    assert P._WORDS is S.WORDS  # still readable from parse, where older tests look
+    with pytest.raises(GradcliError, match=r"unexpected '\*'; expected"):
+        P.parse("(x+*y")

@@ -18,20 +18,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
+from cli_runner import run
 
 from gradcli import evaluate
-from gradcli.cli import app
 from gradcli.errors import InputError
 from gradcli.points import parse_at
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
-runner = CliRunner()
-
-
-def run(*args: str, input: str | None = None):
-    return runner.invoke(app, list(args), input=input)
 
 
 def _reject(token: str):

@@ -1,55 +1,12 @@
-"""Plain-text helpers shared by renderers: number formatting and the fully parenthesised echo."""
+"""The fully parenthesised echo of a formula; number formatting lives in gradcli.words and is
+re-exported here for the renderers."""
 
 from __future__ import annotations
 
-import math
-from fractions import Fraction
-
-import numpy as np
-
 from ..tape import Tape
+from ..words import SMALL, fmt, shape_of, summary
 
-
-SMALL = 12  # tensors with at most this many elements are shown in full
-
-
-def fmt(v, digits: int = 6, shape: bool = True) -> str:
-    """A number for people: up to `digits` significant digits, -0 shown as 0. Small tensors are
-    shown in full, larger ones summarised by (shape,) min, max and norm."""
-    if v is None:
-        return ""
-    if isinstance(v, np.ndarray):
-        if v.size <= SMALL:
-            return fmt(v.tolist(), digits)
-        return summary(v, digits, shape)
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(fmt(x, digits) for x in v) + "]"
-    if type(v) is Fraction:
-        return str(v)  # exact: -1/4, 3
-    f = float(v)
-    if math.isnan(f):
-        return "NaN"
-    if math.isinf(f):
-        return "Infinity" if f > 0 else "-Infinity"
-    if f == 0:
-        return "0"
-    return format(f, f".{digits}g")
-
-
-def summary(v: np.ndarray, digits: int = 6, shape: bool = True) -> str:
-    """A big tensor in one line: its shape, smallest and largest element, and its norm."""
-    d = min(digits, 4)
-    with np.errstate(all="ignore"):
-        lo, hi = np.min(v), np.max(v)
-        norm = np.sqrt(np.sum(np.square(v)))
-    head = f"{'×'.join(map(str, v.shape))}: " if shape else ""
-    return f"{head}min {fmt(lo, d)} max {fmt(hi, d)} norm {fmt(norm, d)}"
-
-
-def shape_of(v) -> str:
-    """A value's shape for a table cell: '' for a scalar, 5×3 for a matrix."""
-    shape = np.shape(v)
-    return "×".join(map(str, shape)) if shape else ""
+__all__ = ["SMALL", "fmt", "parenthesised", "read_as", "shape_of", "summary"]
 
 
 def parenthesised(tape: Tape, root: int, limit: int = 240) -> str:

@@ -1,0 +1,141 @@
+"""Plain-text helpers with one home: shortening, plurals, numbers for people, non-finite words.
+
+A leaf module (numpy, fractions and math only), so that every layer may use it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from fractions import Fraction
+
+import numpy as np
+
+#: How non-finite numbers are spelled everywhere (text, JSON strings, warnings).
+NAN, INFINITY, MINUS_INFINITY = "NaN", "Infinity", "-Infinity"
+
+SMALL = 12  # tensors with at most this many elements are shown in full
+
+
+def short(text: str, limit: int = 40) -> str:
+    """`text` cut to at most `limit` characters, ending in … when it was longer."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def plural(n: int, word: str) -> str:
+    """`word` for one, `word`s for any other count (the count itself is not included)."""
+    return word if n == 1 else word + "s"
+
+
+def count(n: int, word: str) -> str:
+    """`1 argument`, `2 arguments`."""
+    return f"{n} {plural(n, word)}"
+
+
+def nonfinite_word(v) -> str:
+    """NaN, Infinity or -Infinity for a non-finite scalar (repr for a finite one); a tensor is
+    "not finite"."""
+    v = float(v) if np.ndim(v) == 0 else v
+    if isinstance(v, float):
+        if v != v:
+            return NAN
+        if v == math.inf:
+            return INFINITY
+        if v == -math.inf:
+            return MINUS_INFINITY
+        return repr(v)
+    return "not finite"
+
+
+def fmt(v, digits: int = 6, shape: bool = True) -> str:
+    """A number for people: up to `digits` significant digits, -0 shown as 0. Small tensors are
+    shown in full, larger ones summarised by (shape,) min, max and norm."""
+    if isinstance(v, np.ndarray):
+        if v.size > SMALL:
+            return summary(v, digits, shape)
+        v = v.tolist()
+    if isinstance(v, (list, tuple)):
+        return _nested(v, digits)
+    return _scalar(v, digits)
+
+
+_END = object()
+
+
+def _nested(v, digits: int) -> str:
+    """A (nested) list as [a, [b, c]], walked with a stack of iterators (no recursion)."""
+    out = ["["]
+    stack = [iter(v)]
+    first = [True]
+    while stack:
+        x = next(stack[-1], _END)
+        if x is _END:
+            stack.pop()
+            first.pop()
+            out.append("]")
+            continue
+        if not first[-1]:
+            out.append(", ")
+        first[-1] = False
+        if isinstance(x, np.ndarray):
+            if x.size > SMALL:
+                out.append(summary(x, digits))
+                continue
+            x = x.tolist()
+        if isinstance(x, (list, tuple)):
+            out.append("[")
+            stack.append(iter(x))
+            first.append(True)
+        else:
+            out.append(_scalar(x, digits))
+    return "".join(out)
+
+
+def _scalar(v, digits: int) -> str:
+    if v is None:
+        return ""
+    if type(v) is Fraction:
+        return str(v)  # exact: -1/4, 3
+    f = float(v)
+    if math.isnan(f):
+        return NAN
+    if math.isinf(f):
+        return INFINITY if f > 0 else MINUS_INFINITY
+    if f == 0:
+        return "0"
+    return format(f, f".{digits}g")
+
+
+def summary(v: np.ndarray, digits: int = 6, shape: bool = True) -> str:
+    """A big tensor in one line: its shape, smallest and largest element, and its norm."""
+    d = min(digits, 4)
+    with np.errstate(all="ignore"):
+        lo, hi = np.min(v), np.max(v)
+        norm = np.sqrt(np.sum(np.square(v)))
+    head = f"{'×'.join(map(str, v.shape))}: " if shape else ""
+    return f"{head}min {fmt(lo, d)} max {fmt(hi, d)} norm {fmt(norm, d)}"
+
+
+def shape_of(v) -> str:
+    """A value's shape for a table cell: '' for a scalar, 5×3 for a matrix."""
+    shape = np.shape(v)
+    return "×".join(map(str, shape)) if shape else ""
+
+
+#: Literals longer than this many digits, or with a larger exponent, are kept as floats.
+EXACT_DIGITS = 1200  # about 4096 bits
+_EXPONENT = re.compile(r"[eE]([+-]?\d+)$")
+
+
+def bounded_fraction(text: str) -> Fraction | None:
+    """Fraction(text) for a plain number, unless its exponent would build an integer of
+    millions of digits (1e99999999): None then, and the caller keeps the float."""
+    m = _EXPONENT.search(text)
+    if m and abs(int(m.group(1))) > EXACT_DIGITS:
+        return None
+    if len(text) > EXACT_DIGITS:
+        return None
+    try:
+        return Fraction(text)
+    except (ValueError, ZeroDivisionError):
+        return None
