@@ -20,12 +20,14 @@ from pathlib import Path
 import jsonschema
 import numpy as np
 import pytest
-from typer.testing import CliRunner
+from cli_runner import runner
 
 from gradcli import ops, parse
 from gradcli.check import Tolerance, check
 from gradcli.cli import app
 from gradcli.errors import InputError
+from gradcli.render.checkwords import variable_note
+from gradcli.render.jsonout import check_json as check_json_of
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
@@ -34,7 +36,6 @@ NEURON_AT = "w0=2,x0=-1,w1=-3,x1=-2,w2=-3"
 STAGED = "q = x + y; f = q * z"
 COURSE_AT = "x=-2,y=5,z=-4"
 
-runner = CliRunner()
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -101,7 +102,8 @@ def test_flipped_sign_exits_1_and_says_so_on_x():
     r = run("(x+y)*z", "--at", COURSE_AT, "--expect", "x=4,y=-4,z=3")
     assert r.exit_code == 1, (r.stdout, r.stderr)
     assert "check failed" in r.stdout
-    line = next(ln for ln in r.stdout.splitlines() if ln.lstrip().startswith("0 ") and "∂f/∂x" in ln)
+    line = next(ln for ln in r.stdout.splitlines()
+                if ln.lstrip().startswith("0 ") and "∂f/∂x" in ln)
     assert "wrong" in line and "sign flipped" in line
     assert "first wrong: ∂f/∂x (node #0) is -4, not 4" in r.stdout
     doc = check_json("(x+y)*z", "--at", COURSE_AT, "--expect", "x=4,y=-4,z=3", code=1)
@@ -264,6 +266,44 @@ def test_a_wrong_answer_with_no_known_slip_is_still_wrong():
     doc = check_json("(x+y)*z", "--at", COURSE_AT, "--expect", "x=17", code=1)
     entry = graded(doc, "grad", "x")
     assert entry["correct"] == -4.0 and "slip" not in entry
+
+
+def test_slip_messages_call_the_output_by_its_own_name():
+    # The output is L: the upstream gradient is ∂L/∂q, as in the answers table (not ∂f/∂q).
+    formula = "q = x * y; L = q * z"
+    slip = slip_of(formula, "--at", COURSE_AT, "--expect", "x=5", node="x")
+    assert slip["kind"] == "missing_upstream"
+    assert "∂L/∂q = -4" in slip["message"] and "∂f/" not in slip["message"]
+    r = run(formula, "--at", COURSE_AT, "--expect", "x=5")
+    assert "#0 ∂L/∂x: local derivative without the upstream gradient" in r.stdout
+    assert "the upstream gradient ∂L/∂q = -4" in r.stdout
+    # An unnamed output is f, unless the formula uses f itself (render.names' one policy).
+    r = run("f*2+1", "--at", "f=3", "--expect", "f=-2")
+    assert "first wrong: ∂F/∂f (node #0) is 2, not -2" in r.stdout
+
+
+def test_slips_are_data_and_worded_in_render():
+    from gradcli.render.checkwords import slip_message
+
+    report = check("q = x * y; L = q * z", at={"x": -2, "y": 5, "z": -4}, expect={"x": 5})
+    slip = report.first_wrong.slip
+    assert (slip.kind, slip.node, slip.via) == ("missing_upstream", 0, 2)
+    assert slip.numbers == {"local": 5.0, "upstream": -4.0}
+    assert slip_message(slip, report.tape).endswith("∂L/∂q = -4")
+    assert slip_message(slip, report.tape, "E").endswith("∂E/∂q = -4")
+
+
+def test_check_session_parses_nothing_again(monkeypatch):
+    from gradcli import parse as parse_module
+    from gradcli.check import check_session
+    from gradcli.session import load
+
+    s = load("(x+y)*z", ["x=-2,y=5,z=-4"])
+    calls = []
+    real = parse_module.parse
+    monkeypatch.setattr(parse_module, "parse", lambda *a, **k: calls.append(a) or real(*a, **k))
+    report = check_session(s, expect=["x=-4,y=-4,z=3"])
+    assert report.ok and calls == []
 
 
 # -- --answers ----------------------------------------------------------------------------------
@@ -456,7 +496,8 @@ def _tensor_cases(rng: np.random.Generator) -> dict[str, list[tuple[str, dict]]]
 
 def _assert_check_passes(formula: str, at: dict) -> None:
     report = check(formula, at=at)
-    bad = [(v.name, v.status, v.rel_error, v.note) for v in report.variables if v.status != "ok"]
+    bad = [(v.name, v.status, v.rel_error, variable_note(v, report.tape))
+           for v in report.variables if v.status != "ok"]
     assert not bad, f"{formula} at {at}: {bad}"
     assert report.ok and not report.suspects
 
@@ -597,9 +638,15 @@ def test_the_python_api():
     report = check("(x+y)*z", at={"x": -2, "y": 5, "z": -4}, expect={"x": 4})
     assert not report.ok
     assert report.first_wrong.slip.kind == "sign_flipped"
-    assert json.loads(report.to_json())["ok"] is False
+    assert json.loads(check_json_of(report))["ok"] is False
     with pytest.raises(InputError):
         check("(x+y)*z", at={"x": -2, "y": 5, "z": -4}, expect={"w": 1})
+
+
+def test_the_python_api_reads_the_formulas_at_lines_as_the_cli_does():
+    report = check("# at: x=-2, y=5\n(x+y)*z", at={"z": -4, "y": 1}, expect={"x": -4})
+    assert report.ok
+    assert {k: float(v) for k, v in report.result.at.items()} == {"x": -2, "y": 1, "z": -4}
 
 
 # -- the JSON Schema ---------------------------------------------------------------------------

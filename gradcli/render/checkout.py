@@ -10,8 +10,12 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..check import CheckReport, Grade, symbol
-from .text import fmt, read_as
+from ..check import CheckReport, Grade
+from ..words import fmt
+from .checkwords import (kink_message, slip_message, suspect_message, symbol, tolerance_text,
+                         variable_note)
+from .names import output_name
+from .text import read_as
 
 RIGHT = "green"
 WRONG = "red"
@@ -20,15 +24,6 @@ LABEL_WIDTH = 30
 
 _STATUS = {"ok": ("agrees", RIGHT), "mismatch": ("DISAGREES", "bold " + WRONG),
            "kink": ("kink", KINK), "undefined": ("undefined", WRONG)}
-
-
-def output_name(report: CheckReport) -> str:
-    """What to call the output in ∂f/∂x: its name if the program gave one, else f."""
-    tape = report.tape
-    if len(tape.outputs) != 1:
-        return "f"
-    o = tape.outputs[0]
-    return (tape.names.get(o) if tape.inputs[o] else None) or "f"
 
 
 def variables_table(report: CheckReport, digits: int) -> Table:
@@ -58,7 +53,7 @@ def _many(v, digits: int, several: bool) -> str:
 def answers_table(report: CheckReport, digits: int) -> Table:
     """One row per graded answer: what it is, the answer, the correct value, right or wrong."""
     tape = report.tape
-    out = output_name(report)
+    out = output_name(tape)
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
     table.add_column("#", justify="right", style="dim")
     table.add_column("answer for", overflow="fold", max_width=LABEL_WIDTH + 6)
@@ -105,28 +100,30 @@ def render_check(console: Console, report: CheckReport, digits: int = 6) -> None
         console.print(Text("gradient check: backprop against central differences", style="dim"))
         console.print(variables_table(report, digits))
         for v in report.variables:
-            if v.note:
+            note = variable_note(v, tape)
+            if note:
                 line = Text(f"  {v.name}: ", style="bold")
-                line.append(v.note)
+                line.append(note)
                 console.print(line)
     for x in report.suspects:
         line = Text("  suspect: ", style="bold " + WRONG)
-        line.append(x.message)
+        line.append(suspect_message(x, tape))
         console.print(line)
     for k in report.kinks:
         line = Text("  kink: ", style=KINK)
-        line.append(f"node #{k.node} `{tape.label(k.node, 40)}`: {k.message}")
+        line.append(f"node #{k.node} `{tape.label(k.node, 40)}`: {kink_message(k, tape)}")
         console.print(line)
     if report.grades:
         console.print()
-        console.print(Text(f"your answers ({report.tolerance.describe()})", style="dim"))
+        console.print(Text(f"your answers ({tolerance_text(report.tolerance)})", style="dim"))
         console.print(answers_table(report, digits))
         wrong = [g for g in report.grades if not g.ok]
+        out = output_name(tape)
         for g in wrong:
             if g.slip is None:
                 continue
             line = Text(f"  #{g.node} {_what(report, g)}: ", style="bold")
-            line.append(g.slip.message)
+            line.append(slip_message(g.slip, tape, out))
             console.print(line)
         first = report.first_wrong
         if first is not None:
@@ -149,7 +146,7 @@ def _what(report: CheckReport, g: Grade) -> str:
     tape = report.tape
     if g.kind == "value":
         return f"value of {tape.label(g.node, LABEL_WIDTH)}"
-    return f"∂{output_name(report)}/∂{symbol(tape, g.node, LABEL_WIDTH)}"
+    return f"∂{output_name(tape)}/∂{symbol(tape, g.node, LABEL_WIDTH)}"
 
 
 def verdict(report: CheckReport) -> Text:

@@ -1,0 +1,129 @@
+"""`gradcli check`: the analytic gradient against central differences, and grading hand answers.
+
+Pure compute (numpy, no rich, no typer, no wording): the result is a `CheckReport` of plain data;
+`gradcli.render.checkout` prints it and `gradcli.render.jsonout.check_json` writes its JSON.
+
+* `report.py`: the data (Tolerance, VariableCheck, Kink, Suspect, Answer, Slip, Grade, CheckReport);
+* `numeric.py`: the gradient check against central differences, kinks, suspect rules;
+* `answers.py`: reading hand answers (`--expect`, `--expect-node`, `--answers FILE`);
+* `slips.py`: grading them and naming the likely slip;
+* here: the entry points, `check_session` (a loaded formula: nothing is parsed twice), `check_text`
+  (the command line's strings) and `check` (the Python API).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+
+from ..errors import GradcliError, InputError
+from ..session import Session, load
+from .answers import answer_value, parse_expect, parse_expect_node, read_answers, resolve
+from .numeric import find_kinks, gradient_check, suspect_rules
+from .report import (DEFAULT_ATOL, DEFAULT_RTOL, Answer, CheckReport, Grade, Kink, Slip, Suspect,
+                     Tolerance, VariableCheck)
+from .slips import grade
+
+
+def run_check(result, answers: Sequence[Answer] = (), tol: Tolerance | None = None,
+              names: Sequence[str] | None = None) -> CheckReport:
+    """Gradient check, kinks and grades for an evaluated result."""
+    tol = tol or Tolerance()
+    kinks = find_kinks(result)
+    grades = grade(result, answers, tol)
+    variables = gradient_check(result, tol, names, kinks)
+    by_node = {g.node: g for g in grades if g.kind == "grad"}
+    for v in variables:
+        v.expected = by_node.get(v.node)
+    suspects = suspect_rules(result) if any(v.status == "mismatch" for v in variables) else []
+    return CheckReport(result, variables, grades, kinks, tol, list(result.warnings), suspects)
+
+
+def check_session(s: Session, *, expect: Sequence[str] = (), expect_node: Sequence[str] = (),
+                  answers: str | None = None, answers_text: str | None = None,
+                  rtol: float = DEFAULT_RTOL, atol: float = DEFAULT_ATOL,
+                  places: int | None = None, subgradient: str = "cs231n") -> CheckReport:
+    """`gradcli check` on a loaded formula (`session.load`): its tape is not parsed again.
+
+    `expect` and `expect_node` are strings as on the command line (`x=-4,y=3`; `q=3`,
+    `grad q=-4`); `answers` is the path of an answers file (`answers_text` its contents when
+    it came from stdin). A point carried by the answers file (eval's `at`) fills in the
+    variables the session has no value for."""
+    from ..result import run
+    from ..points import coerce_point
+
+    _check_tolerances(rtol, atol, places)
+    tape = s.tape
+    given: list[Answer] = []
+    file_at: dict = {}
+    if answers is not None:
+        given, file_at = read_answers(tape, answers, answers_text)
+    given += parse_expect(tape, expect)
+    given += parse_expect_node(tape, expect_node)
+    point = dict(s.point)
+    if file_at:
+        try:
+            extra = coerce_point({k: v for k, v in file_at.items() if k not in point})
+        except GradcliError as exc:
+            raise InputError(f"--answers {answers}: its `at`: {exc.message}") from None
+        point.update(extra)
+    # Every variable carries a gradient (a --wrt subset only limits the variables checked), so
+    # answers for the others' gradients are graded too.
+    result = run(tape, point, None, s.warnings, subgradient=subgradient)
+    return run_check(result, given, Tolerance(rtol, atol, places), s.wrt)
+
+
+def check_text(text: str, at_specs: Sequence[str], *, wrt: Iterable[str] | None = None,
+               seed: int | None = None, expect: Sequence[str] = (),
+               expect_node: Sequence[str] = (), answers: str | None = None,
+               answers_text: str | None = None, rtol: float = DEFAULT_RTOL,
+               atol: float = DEFAULT_ATOL, places: int | None = None,
+               subgradient: str = "cs231n", max_nodes: int = 0) -> CheckReport:
+    """`gradcli check` with the point as `--at` strings: `load` then `check_session`."""
+    _check_tolerances(rtol, atol, places)
+    s = load(text, list(at_specs), seed=seed, max_nodes=max_nodes, wrt=wrt)
+    return check_session(s, expect=expect, expect_node=expect_node, answers=answers,
+                         answers_text=answers_text, rtol=rtol, atol=atol, places=places,
+                         subgradient=subgradient)
+
+
+def check(text: str, at: Mapping[str, object] | None = None, *, wrt: Iterable[str] | None = None,
+          expect: Mapping[str, object] | None = None,
+          expect_node: Iterable[str] | None = None, answers: str | None = None,
+          rtol: float = DEFAULT_RTOL, atol: float = DEFAULT_ATOL, places: int | None = None,
+          subgradient: str = "cs231n", seed: int | None = None) -> CheckReport:
+    """The Python API of `gradcli check`: `check("(x+y)*z", at={...}, expect={"x": -4})`.
+
+    `expect` maps names (or `#3`) to hand-computed gradients; `expect_node` takes strings as
+    `--expect-node` does (`q=3`, `grad q=-4`); `answers` is the path of an answers file. The
+    point is the formula's own `# at:` lines with `at` over them, as on the command line."""
+    _check_tolerances(rtol, atol, places)
+    s = load(text, dict(at or {}), seed=seed, max_nodes=0, wrt=wrt)
+    return check_session(s, expect=[f"{k}={_spec(v)}" for k, v in (expect or {}).items()],
+                         expect_node=list(expect_node or ()), answers=answers, rtol=rtol,
+                         atol=atol, places=places, subgradient=subgradient)
+
+
+def _check_tolerances(rtol: float, atol: float, places: int | None) -> None:
+    if not (rtol >= 0 and math.isfinite(rtol)):
+        raise InputError(f"--rtol {rtol}: give a tolerance ≥ 0, such as 1e-6")
+    if not (atol >= 0 and math.isfinite(atol)):
+        raise InputError(f"--atol {atol}: give a tolerance ≥ 0, such as 1e-10")
+    if places is not None and not 0 <= places <= 15:
+        raise InputError(f"--places {places}: give a number of decimals from 0 to 15")
+
+
+def _spec(v) -> str:
+    if isinstance(v, str):
+        return v
+    arr = np.asarray(v, dtype=np.float64)
+    return repr(float(arr)) if arr.ndim == 0 else json.dumps(arr.tolist())
+
+
+__all__ = ["Answer", "CheckReport", "DEFAULT_ATOL", "DEFAULT_RTOL", "Grade", "Kink", "Slip",
+           "Suspect", "Tolerance", "VariableCheck", "answer_value", "check", "check_session",
+           "check_text", "find_kinks", "gradient_check", "grade", "parse_expect",
+           "parse_expect_node", "read_answers", "resolve", "run_check", "suspect_rules"]
