@@ -9,15 +9,18 @@ from __future__ import annotations
 import io
 from dataclasses import replace
 from itertools import islice
-from typing import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Iterator, Mapping, Sequence
 
 import numpy as np
 
 from . import engine
 from .errors import InputError
-from .ops import OPS
+from .ops import lookup
 from .points import scalar
 from .tape import Tape
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .session import Session
 
 CHUNK_ROWS = 65536
 
@@ -159,6 +162,36 @@ def run_batch(tape: Tape, points: CsvPoints, fixed: Mapping[str, object],
     return _chunks(tape, points, fixed, wrt, rows)
 
 
+def batch(s: "Session", path: str, stream: io.TextIOBase | None = None) -> Iterator[Chunk]:
+    """`eval --points FILE` for a loaded formula: open the CSV (or `stream`), add the warnings
+    about its columns to `s.warnings`, check it all, and return the chunks (lazily)."""
+    try:
+        reader = CsvPoints(path, stream)
+    except UnicodeDecodeError as exc:
+        raise _not_utf8(path, exc) from None
+    shadowed = [n for n in s.point if n in reader.columns]
+    if shadowed:
+        s.warnings.append(f"--at {', '.join(shadowed)}: {path} has a column of that name, "
+                          "which gives the values instead")
+    unused = [c for c in reader.columns if c not in s.tape.variables]
+    if unused:
+        s.warnings.append(f"{path}: column{'s' if len(unused) > 1 else ''} "
+                          f"{', '.join(unused[:5])} not used by the formula")
+    return _utf8(run_batch(s.tape, reader, s.point, s.wrt), path)
+
+
+def _utf8(chunks: Iterator[Chunk], path: str) -> Iterator[Chunk]:
+    try:
+        yield from chunks
+    except UnicodeDecodeError as exc:
+        raise _not_utf8(path, exc) from None
+
+
+def _not_utf8(path: str, exc: UnicodeDecodeError) -> InputError:
+    where = "standard input" if path == "-" else path
+    return InputError(f"{where} is not valid UTF-8 text (byte 0x{exc.object[exc.start]:02x})")
+
+
 def per_row(tape: Tape) -> Tape:
     """The tape as each row sees it: max(a) or min(a) of one scalar is a itself (on a column
     they would reduce over all rows), so those nodes become named copies."""
@@ -168,7 +201,7 @@ def per_row(tape: Tape) -> Tape:
         return tape
     ops = list(tape.ops)
     for i in single:
-        ops[i] = OPS["id"]
+        ops[i] = lookup("id")
     return replace(tape, ops=ops)
 
 

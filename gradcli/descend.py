@@ -9,19 +9,19 @@ progress, thins the record (`Trajectory`) and may stop early (Ctrl-C) between st
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Mapping
 
 import numpy as np
 
-from .api import run
+from .result import run
 from .errors import InputError
+from .session import check_wrt
 from .tape import Tape
+from .words import nonfinite_word
 
 OPTIMIZERS = ("sgd", "momentum", "adam")
-SCHEMA_VERSION = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,26 +58,10 @@ def starting_point(tape: Tape, at: Mapping[str, object],
 
 
 def _check_wrt(tape: Tape, wrt: Iterable[str] | None) -> list[str]:
-    if wrt is None:
-        if not tape.variables:
-            raise InputError("the formula has no variables: there is nothing to descend on")
-        return list(tape.variables)
-    out: list[str] = []
-    for name in wrt:
-        name = name.strip()
-        if not name or name in out:
-            continue
-        if name not in tape.variables:
-            if name in tape.bound:
-                raise InputError(f"--wrt {name}: {name} is an intermediate, not an input; "
-                                 "descent moves inputs only")
-            known = ", ".join(tape.variables) or "none"
-            raise InputError(f"--wrt {name}: the formula has no variable {name} "
-                             f"(its variables: {known})")
-        out.append(name)
-    if not out:
-        raise InputError("--wrt names no variable")
-    return out
+    """The parameters: `wrt` resolved as every command does (session.check_wrt)."""
+    if not tape.variables:
+        raise InputError("the formula has no variables: there is nothing to descend on")
+    return check_wrt(tape, wrt)
 
 
 def check_settings(lr: float, steps: int, optimizer: str, momentum: float, beta1: float,
@@ -137,8 +121,8 @@ def descend(tape: Tape, point: Mapping[str, object], wrt: Iterable[str] | None =
         warnings: tuple[str, ...] = tuple(r.warnings) if k == 0 else ()
         if not math.isfinite(loss):
             stop = "diverged"
-            message = (f"the loss became {_word(loss)} at step {k}; the result is the last "
-                       f"finite step, {k - 1} (try a smaller --lr than {lr:g})")
+            message = (f"the loss became {nonfinite_word(loss)} at step {k}; the result is the "
+                       f"last finite step, {k - 1} (try a smaller --lr than {lr:g})")
             warnings = tuple(r.warnings)
         elif not math.isfinite(norm):
             stop = "diverged"
@@ -187,8 +171,8 @@ def _check_loss(loss, warnings: list[str]) -> None:
                          f"shape {shape}: wrap it in sum(...) or mean(...)")
     if not math.isfinite(float(loss)):
         why = f" ({warnings[0]})" if warnings else ""
-        raise InputError(f"the loss is {_word(float(loss))} at the starting point{why}; start "
-                         "somewhere else with --at")
+        raise InputError(f"the loss is {nonfinite_word(float(loss))} at the starting "
+                         f"point{why}; start somewhere else with --at")
 
 
 def _norm(values: Iterable) -> float:
@@ -203,12 +187,6 @@ def _norm(values: Iterable) -> float:
     if scale == 0:
         return 0.0
     return scale * math.sqrt(float(np.sum((g / scale) ** 2)))
-
-
-def _word(v: float) -> str:
-    if v != v:
-        return "NaN"
-    return "Infinity" if v > 0 else "-Infinity"
 
 
 @dataclass
@@ -248,39 +226,3 @@ class Trajectory:
         self.stopped = "interrupted"
         at = f" after step {self.last.step}" if self.last is not None else " before step 0"
         self.message = f"interrupted{at}; the result is the last step reached"
-
-    def to_json(self, expression: str, wrt: list[str], optimizer: str, lr: float) -> str:
-        """The `descend --json` document (contract §4), strict RFC 8259 JSON."""
-        final = self.final
-        doc = {
-            "schema_version": SCHEMA_VERSION,
-            "expression": expression,
-            "optimizer": optimizer,
-            "lr": _json_value(lr),
-            "wrt": list(wrt),
-            "steps": [{"step": s.step, "loss": _json_value(s.loss), "params": _json_map(s.params),
-                       "grad_norm": _json_value(s.grad_norm)} for s in self.steps],
-            "final": None if final is None else {
-                "step": final.step, "loss": _json_value(final.loss),
-                "params": _json_map(final.params), "gradient": _json_map(final.gradient)},
-            "stopped": self.stopped,
-            "message": self.message,
-            "warnings": list(self.warnings),
-        }
-        return json.dumps(doc, ensure_ascii=False, allow_nan=False)
-
-
-def _json_map(d: Mapping) -> dict:
-    return {name: _json_value(v) for name, v in d.items()}
-
-
-def _json_value(v):
-    """A number (or nested lists for a tensor); non-finite numbers as "NaN"/"Infinity"."""
-    a = np.asarray(v, dtype=np.float64)
-    if np.all(np.isfinite(a)):
-        return a.tolist()
-    out = a.astype(object)
-    out[np.isnan(a)] = "NaN"
-    out[a == np.inf] = "Infinity"
-    out[a == -np.inf] = "-Infinity"
-    return out.tolist()

@@ -1,4 +1,5 @@
-"""The Python API: `evaluate(text, at, wrt)` -> Result (contract §6)."""
+"""Evaluating a loaded formula: `run` turns a tape and a point into a `Result` (plain data:
+values, local partials, adjoints, warnings). The public face, with `to_json()`, is `api.py`."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ import numpy as np
 from . import engine
 from .errors import InputError
 from .ops import CONSTANTS, CONVENTIONS
-from .parse import gc_paused, parse
-from .points import coerce_point
+from .parse import gc_paused
+from .session import Session, check_wrt
 from .tape import Tape, shape_str
 
 
@@ -131,28 +132,22 @@ class Result:
         return Node(i, tape.ops[i].name, tape.expr(i), tape.names.get(i), ins,
                     _py(self.values[i]), shown, self.grad(i))
 
-    def to_json(self) -> str:
-        """The contract's JSON document (strict: non-finite numbers are strings)."""
-        from .render.jsonout import eval_json
-
-        return eval_json(self)
-
 
 MODES = ("reverse", "forward", "both")
 
 
-def evaluate(text: str, at: Mapping[str, object] | None = None,
-             wrt: Iterable[str] | None = None, mode: str = "reverse",
-             subgradient: str = "cs231n", exact: bool = False) -> Result:
-    """Parse `text`, run the forward pass at `at`, and backpropagate from every output.
+def check_options(mode: str, subgradient: str) -> None:
+    if mode not in MODES:
+        raise InputError(f"--mode {mode}: choose one of {', '.join(MODES)}")
+    if subgradient not in CONVENTIONS:
+        raise InputError(f"--subgradient {subgradient}: choose one of {', '.join(CONVENTIONS)}")
 
-    mode "forward" or "both" also runs one forward-mode sweep per variable in `wrt` (tangents);
-    `subgradient` picks the slope at kinks: "cs231n" (default), "half" or "zero"; `exact` keeps
-    values and gradients as fractions.Fraction wherever every operation allows it.
-    """
-    tape, warnings = parse(text)
-    point = coerce_point(at, exact)
-    return run(tape, point, wrt, warnings, mode=mode, subgradient=subgradient, exact=exact)
+
+def run_session(s: Session, *, mode: str = "reverse", subgradient: str = "cs231n") -> Result:
+    """Evaluate a loaded formula (`session.load`) at its point, for its --wrt names."""
+    # s.wrt is resolved already; [] only for a formula without variables (None says the same)
+    return run(s.tape, s.point, s.wrt or None, s.warnings, mode=mode, subgradient=subgradient,
+               exact=s.exact)
 
 
 def run(tape: Tape, point: dict[str, np.float64], wrt: Iterable[str] | None,
@@ -160,12 +155,9 @@ def run(tape: Tape, point: dict[str, np.float64], wrt: Iterable[str] | None,
         subgradient: str = "cs231n", exact: bool = False) -> Result:
     """Evaluate a parsed tape at a point (forward, local partials, one reverse sweep per output,
     and in forward mode one tangent sweep per input)."""
-    if mode not in MODES:
-        raise InputError(f"--mode {mode}: choose one of {', '.join(MODES)}")
-    if subgradient not in CONVENTIONS:
-        raise InputError(f"--subgradient {subgradient}: choose one of {', '.join(CONVENTIONS)}")
+    check_options(mode, subgradient)
+    wrt_list = check_wrt(tape, wrt)
     warnings = list(warnings or [])
-    wrt_list = _check_wrt(tape, wrt)
     for name in point:
         if name not in tape.variables:
             if name in CONSTANTS:
@@ -203,31 +195,6 @@ def run(tape: Tape, point: dict[str, np.float64], wrt: Iterable[str] | None,
     _tensor_outputs(result)
     return result
 
-
-def _check_wrt(tape: Tape, wrt: Iterable[str] | None) -> list[str]:
-    if wrt is None:
-        return list(tape.variables)
-    out: list[str] = []
-    for name in wrt:
-        name = name.strip()
-        if not name:
-            continue
-        if name not in tape.variables:
-            shown = name if len(name) <= 40 else name[:39] + "…"
-            if name in tape.bound:
-                raise InputError(f"--wrt {shown}: {shown} is an intermediate, not an input; its "
-                                 "gradient is in the nodes table")
-            names = list(tape.variables)
-            known = ", ".join(n if len(n) <= 40 else n[:39] + "…" for n in names[:10]) or "none"
-            if len(names) > 10:
-                known += f" and {len(names) - 10} more"
-            raise InputError(f"--wrt {shown}: the formula has no variable {shown} "
-                             f"(its variables: {known})")
-        if name not in out:
-            out.append(name)
-    if not out:
-        raise InputError("--wrt names no variable")
-    return out
 
 
 def _explain_nonfinite(result: Result) -> None:
@@ -291,30 +258,3 @@ def _py(v):
     if isinstance(v, np.ndarray):
         return v.tolist()
     return float(v)
-
-
-def evaluate_text(text: str, at_specs: Sequence[str], wrt: Iterable[str] | None,
-                  seed: int | None = None, mode: str = "reverse",
-                  subgradient: str = "cs231n", exact: bool = False) -> Result:
-    """Evaluate with the point given as `--at` strings (the CLI's entry to the core)."""
-    tape, warnings = parse(text)
-    point = read_point(text, at_specs, seed, warnings, exact)
-    return run(tape, point, wrt, warnings, mode=mode, subgradient=subgradient, exact=exact)
-
-
-def read_point(text: str, at_specs: Sequence[str], seed: int | None,
-               warnings: list[str], exact: bool = False) -> dict:
-    """The formula file's own `# at:` values, then the user's `--at` values over them."""
-    from .errors import GradcliError
-    from .points import Point, defaults
-
-    reader = Point(seed, exact)
-    try:
-        point = reader.parse(defaults(text))
-    except GradcliError as exc:
-        raise InputError(f"in the formula's '# at:' line: {exc.message}") from None
-    point.update(reader.parse(at_specs))
-    if reader.drew and seed is None:
-        warnings.append(f"random values were drawn with seed {reader.seed}; --seed "
-                        f"{reader.seed} draws the same ones again")
-    return point

@@ -17,11 +17,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
+from cli_runner import run
 
 from gradcli import evaluate
 from gradcli.batch import CsvPoints, run_batch
-from gradcli.cli import app
 from gradcli.errors import InputError
 from gradcli.parse import parse
 
@@ -29,11 +28,6 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
 NEURON = (SAMPLES / "neuron.grad").read_text(encoding="utf-8")
 POINTS = SAMPLES / "points.csv"
-runner = CliRunner()
-
-
-def run(*args: str, input: str | None = None):
-    return runner.invoke(app, list(args), input=input)
 
 
 def ok(*args: str, input: str | None = None):

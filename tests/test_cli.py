@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from cli_runner import run, runner
 
 from gradcli import __version__
 from gradcli.cli import app
@@ -26,15 +26,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
 ANSI = re.compile(r"\x1b\[")
 
-runner = CliRunner()
 
 
 # -- helpers ----------------------------------------------------------------------------------
-
-def run(*args: str, input: str | bytes | None = None):
-    """Invoke the app in-process; the result has .exit_code, .stdout and .stderr apart."""
-    return runner.invoke(app, list(args), input=input)
-
 
 def ok(*args: str, input: str | bytes | None = None):
     r = run(*args, input=input)
@@ -533,7 +527,8 @@ def _top(mods: set[str]) -> set[str]:
 
 def test_core_imports_neither_rich_nor_typer():
     mods = _top(_modules_after(
-        "import gradcli.api, gradcli.engine, gradcli.parse, gradcli.ops, gradcli.tape, "
+        "import gradcli.api, gradcli.result, gradcli.engine, gradcli.parse, gradcli.ops, "
+        "gradcli.tape, "
         "gradcli.points, gradcli.render.jsonout\n"
         "from gradcli import evaluate\n"
         "r = evaluate('(x+y)*z', at={'x': -2, 'y': 5, 'z': -4})\n"
@@ -586,3 +581,48 @@ def test_short_options_with_attached_values_still_work():
     r = runner.invoke(app, ["eval", "-ax=1,y=2", "-wx", "x*y", "--json"])
     assert r.exit_code == 0, r.stderr
     assert json.loads(r.stdout)["gradient"] == {"x": 2.0}
+
+
+# -- one loader: the API and the CLI read a formula the same way (gradcli/session.py) ----------
+
+AT_LINES = "# at: x=3, y=2\nq = x * y\nf = q + x\n"
+
+
+def test_api_reads_the_formulas_at_lines_as_the_cli_does():
+    from gradcli import evaluate
+
+    r = evaluate(AT_LINES)
+    assert r.value == 9.0 and r.gradient == {"x": 3.0, "y": 3.0}
+    doc = json.loads(ok("eval", "-", "--json", input=AT_LINES).stdout)
+    assert doc["value"] == r.value and doc["gradient"] == r.gradient
+
+
+def test_api_at_wins_over_the_at_lines():
+    from gradcli import evaluate
+
+    r = evaluate(AT_LINES, at={"y": 10})
+    assert r.value == 33.0 and r.gradient == {"x": 11.0, "y": 3.0}
+    doc = json.loads(ok("eval", "-", "--at", "y=10", "--json", input=AT_LINES).stdout)
+    assert doc["value"] == r.value
+
+
+def test_session_load_is_the_one_loader():
+    from gradcli.errors import InputError
+    from gradcli.session import load
+
+    s = load(AT_LINES, ["y=1"], wrt=["y"])
+    assert s.point["x"] == 3.0 and s.point["y"] == 1.0 and s.wrt == ["y"]
+    assert len(s.tape) == 4
+    with pytest.raises(InputError, match="more than --max-nodes 3"):
+        load(AT_LINES, max_nodes=3)
+    with pytest.raises(InputError, match="q is an intermediate"):
+        load(AT_LINES, wrt=["q"])
+
+
+@pytest.mark.parametrize("command", [["eval"], ["check"], ["graph"], ["descend", "--steps", "1"]])
+def test_wrt_errors_read_the_same_in_every_command(command):
+    r = run(command[0], "q = x * y; f = q + x", "--at", "x=1,y=2", "--wrt", "q", *command[1:])
+    assert r.exit_code == 2 and "--wrt q: q is an intermediate, not an input" in r.stderr
+    r = run(command[0], "x * y", "--at", "x=1,y=2", "--wrt", "z", *command[1:])
+    assert r.exit_code == 2
+    assert "--wrt z: the formula has no variable z (its variables: x, y)" in r.stderr

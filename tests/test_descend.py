@@ -20,7 +20,7 @@ from pathlib import Path
 import jsonschema
 import numpy as np
 import pytest
-from typer.testing import CliRunner
+from cli_runner import runner
 
 from gradcli.cli import app
 from gradcli.descend import Step, Trajectory, descend
@@ -30,7 +30,6 @@ from gradcli.render.curve import BLOCKS, curve_rows, table_steps
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "samples" / "descend_neuron.grad"
-runner = CliRunner()
 
 
 def _reject_constant(token: str):

@@ -15,12 +15,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from cli_runner import runner
 
 from gradcli.cli import app
 
 ROOT = Path(__file__).resolve().parent.parent
-runner = CliRunner()
 
 TERMINAL_NAMES = re.compile(
     r"\b(LPAR|RPAR|NAME|NUMBER|COMMA|ASSIGN|PLUS|MINUS|STAR|SLASH|POW|_SEP|COMMENT)\b|\$END")

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from cli_runner import runner
 
 from gradcli import evaluate
 from gradcli.cli import app
@@ -29,7 +29,6 @@ NEURON = [str(SAMPLES / "neuron.grad"), "--at", "w0=2,x0=-1,w1=-3,x1=-2,w2=-3"]
 ANSI = re.compile(r"\x1b\[")
 NUMBER = re.compile(r"(?<![\w#/.])-?\d+(?:\.\d+)?(?:e[+-]\d+)?(?![\w.])")
 
-runner = CliRunner()
 
 
 def ok(*args: str, input: str | None = None):

@@ -19,7 +19,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from cli_runner import runner
 
 from gradcli import evaluate
 from gradcli.cli import app
@@ -34,7 +34,6 @@ HAS_DOT = shutil.which("dot") is not None
 needs_dot = pytest.mark.skipif(not HAS_DOT, reason="Graphviz's dot is not installed "
                                "(apt-get install graphviz); SVG/PNG rendering is not tested")
 
-runner = CliRunner()
 
 
 def ok(*args: str, input: str | None = None):

@@ -15,7 +15,7 @@ import pytest
 import sympy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner
+from cli_runner import runner
 
 from gradcli import evaluate
 from gradcli.cli import app
@@ -23,7 +23,6 @@ from gradcli.cli import app
 SCHEMA = json.loads((Path(__file__).resolve().parent.parent / "gradcli" / "schemas"
                      / "eval.schema.json").read_text())
 EXAMPLES = int(os.environ.get("GRADCLI_HYPOTHESIS_EXAMPLES", "60"))
-runner = CliRunner()
 
 
 def cli(*args):

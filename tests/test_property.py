@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.lark import from_lark
 
 from gradcli import engine, evaluate
-from gradcli.api import run
+from gradcli.result import run
 from gradcli.errors import GradcliError
 from gradcli.ops import CONSTANTS, FUNCTIONS, OPS
 from gradcli.parse import parse

@@ -9,14 +9,13 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from typer.testing import CliRunner
+from cli_runner import runner
 
 from gradcli import evaluate
 from gradcli.cli import app
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
-runner = CliRunner()
 
 
 def _reject_constant(token: str):

@@ -23,12 +23,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..engine import unbroadcast
-from ..ops import MINUS_ONE, ONE
+from ..engine import contribution
+from .names import output_names
 from .text import SMALL, fmt
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..api import Result
+    from ..result import Result
     from ..tape import Tape
 
 VALUE = "green"  # the table's colours: values green, gradients red
@@ -77,19 +77,6 @@ class Explanation:
         return self.total - len(self.steps)
 
 
-def output_names(tape: "Tape") -> list[str]:
-    """A name per output: the program's, else f (f1, f2, …), avoiding the formula's own names."""
-    taken = set(tape.variables) | set(tape.bound)
-    base = next((b for b in ("f", "F", "L", "out", "result") if not any(
-        n == b or n.startswith(b) and n[len(b):].isdigit() for n in taken)), "f")
-    outs = tape.outputs
-    names = []
-    for k, o in enumerate(outs):
-        name = tape.names.get(o) if tape.inputs[o] else None
-        names.append(name or (base if len(outs) == 1 else f"{base}{k + 1}"))
-    return names
-
-
 def explain(r: "Result", k: int = 0, max_steps: int = 200) -> Explanation:
     """The backward pass from output k: one step per node that carries a gradient and that the
     output uses, in reverse tape order, at most `max_steps` of them (0: all)."""
@@ -128,15 +115,9 @@ def _step(r: "Result", k: int, j: int, uses: list[tuple[int, int]]) -> Step:
     for p, pos in uses:
         g = adj[p]
         ps = r.partials[p]
-        ins = tape.inputs[p]
-        if ps is None:  # a structural op: its vjp gives this input's share directly
-            local = None
-            c = tape.ops[p].vjp(g, values[p], *[values[i] for i in ins])[pos]
-        else:  # the engine's own rule: g · p, un-broadcast to the input's shape
-            local = ps[pos]
-            c = g if local is ONE else (-g if local is MINUS_ONE else g * local)
-            if type(c) is np.ndarray or type(values[j]) is np.ndarray:
-                c = unbroadcast(c, np.shape(values[j]))
+        # the engine's own step: g · p (or a structural op's vjp), un-broadcast to j's shape
+        local = None if ps is None else ps[pos]
+        c = contribution(tape, values, r.partials, p, pos, g)
         terms.append(Term(p, pos, g, local, c))
     return Step(j, adj[j], terms)
 

@@ -18,10 +18,11 @@ import subprocess
 from typing import TYPE_CHECKING
 
 from ..errors import GradcliError, InputError
+from .names import output_names_by_node
 from .text import fmt
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..api import Result
+    from ..result import Result
     from ..tape import Tape
 
 VALUE_COLOUR = "#1a7f37"  # green, as the table's values
@@ -45,16 +46,6 @@ class GraphvizError(GradcliError):
 
 
 # -- what each node shows ---------------------------------------------------------------------
-
-def output_names(tape: "Tape") -> dict[int, str]:
-    """Output node id -> what to call it: its name, else f (f1, f2, ... for several)."""
-    outs = tape.outputs
-    names: dict[int, str] = {}
-    for k, o in enumerate(outs):
-        name = tape.names.get(o) if tape.inputs[o] else None
-        names.setdefault(o, name or ("f" if len(outs) == 1 else f"f{k + 1}"))
-    return names
-
 
 def kind(tape: "Tape", i: int) -> str:
     """'var', 'const' (a leaf that is no variable) or 'op'."""
@@ -113,7 +104,7 @@ def caption_point(r: "Result", digits: int) -> str:
 
 
 def grad_legend(r: "Result") -> str:
-    outs = list(output_names(r.tape).values())
+    outs = list(output_names_by_node(r.tape).values())
     if len(outs) == 1:
         return f"gradient ∂{outs[0]}/∂node"
     return "gradients ∂" + ", ∂".join(outs) + " /∂node"
@@ -177,7 +168,7 @@ def _dot_label(p: dict) -> str:
 def to_dot(r: "Result", digits: int = 4) -> str:
     """The circuit as Graphviz DOT: left to right, values green, gradients red."""
     tape = r.tape
-    outs = output_names(tape)
+    outs = output_names_by_node(tape)
     caption = (f'<<FONT COLOR="{VALUE_COLOUR}">value</FONT>  ·  '
                f'<FONT COLOR="{GRAD_COLOUR}">{html(grad_legend(r))}</FONT>')
     point = caption_point(r, digits)
@@ -240,7 +231,7 @@ def _mermaid_label(p: dict) -> str:
 def to_mermaid(r: "Result", digits: int = 4) -> str:
     """The circuit as a Mermaid flowchart (GitHub renders it inside a ```mermaid block)."""
     tape = r.tape
-    outs = output_names(tape)
+    outs = output_names_by_node(tape)
     out = ["flowchart LR"]
     classes: dict[str, list[str]] = {"var": [], "const": [], "op": [], "output": []}
     for i in range(len(tape)):

@@ -1,20 +1,36 @@
-"""Strict JSON (RFC 8259) for results: non-finite numbers become "NaN"/"Infinity" strings.
+"""Every JSON document gradcli prints, built here and nowhere else (one SCHEMA_VERSION, one
+encoding of non-finite numbers).
 
-Written piece by piece rather than through json.dumps of one big dict, so a 10^6-node result
-does not build 10^6 dicts first.
+Strict JSON (RFC 8259): NaN and ±Infinity, which JSON has no numbers for, are the strings
+"NaN", "Infinity" and "-Infinity" (`nonfinite`). Big documents (`eval_json`) are written piece
+by piece rather than through json.dumps of one big dict, so a 10^6-node result does not build
+10^6 dicts first; small ones build JSON-ready data with `plain` and go through `dumps`.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from fractions import Fraction
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Mapping, Sequence
+
+import numpy as np
+
+from ..words import nonfinite_word
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..api import Result
+    from ..result import Result
+    from ..batch import Chunk
+    from ..descend import Trajectory
 
+#: The version of every JSON document and JSON Lines row gradcli prints (contract §4).
 SCHEMA_VERSION = 1
 _str = json.JSONEncoder(ensure_ascii=False).encode
+
+
+def nonfinite(f: float) -> str:
+    """The word for a non-finite float: NaN, Infinity or -Infinity."""
+    return nonfinite_word(f)
 
 
 def number(v) -> str:
@@ -22,7 +38,7 @@ def number(v) -> str:
     try:
         f = float(v)
     except OverflowError:  # an exact Fraction beyond float64: its float is ±Infinity
-        return '"Infinity"' if v > 0 else '"-Infinity"'
+        return f'"{nonfinite(math.inf if v > 0 else -math.inf)}"'
     except TypeError:
         if v is None:
             return "null"
@@ -31,9 +47,39 @@ def number(v) -> str:
         return "[" + ", ".join(number(x) for x in v) + "]"
     if f - f == 0:  # finite
         return repr(f)
-    if f != f:
-        return '"NaN"'
-    return '"Infinity"' if f > 0 else '"-Infinity"'
+    return f'"{nonfinite(f)}"'
+
+
+def plain(v):
+    """Numbers, arrays and lists of them as JSON-ready data (non-finite numbers as strings)."""
+    if v is None or isinstance(v, (bool, str)):
+        return v
+    if isinstance(v, (list, tuple)):
+        return [plain(x) for x in v]
+    if isinstance(v, np.ndarray):
+        if v.ndim == 0:
+            return plain(v[()])
+        a = v.astype(np.float64, copy=False)
+        if np.all(np.isfinite(a)):
+            return a.tolist()
+        flat = [plain(float(x)) for x in a.reshape(-1)]
+        for n in reversed(a.shape[1:]):  # regroup into nested lists without recursion
+            flat = [flat[k : k + n] for k in range(0, len(flat), n)]
+        return flat
+    try:
+        f = float(v)
+    except OverflowError:  # an exact Fraction beyond float64
+        return nonfinite(math.inf if v > 0 else -math.inf)
+    return f if math.isfinite(f) else nonfinite(f)
+
+
+def dumps(doc) -> str:
+    """A JSON-ready document (see `plain`) as strict JSON text."""
+    return json.dumps(doc, ensure_ascii=False, allow_nan=False)
+
+
+def plain_map(d: Mapping) -> dict:
+    return {name: plain(v) for name, v in d.items()}
 
 
 def exact_text(v) -> str:
@@ -119,3 +165,111 @@ def eval_json(r: "Result") -> str:
     parts.append(f'"warnings": {json.dumps(r.warnings, ensure_ascii=False)}')
     parts.append("}")
     return "".join(parts)
+
+
+# -- descend --json ---------------------------------------------------------------------
+
+def descend_json(traj: "Trajectory", expression: str, wrt: Sequence[str], optimizer: str,
+                 lr: float) -> str:
+    """The `descend --json` document (contract §4)."""
+    final = traj.final
+    doc = {
+        "schema_version": SCHEMA_VERSION,
+        "expression": expression,
+        "optimizer": optimizer,
+        "lr": plain(lr),
+        "wrt": list(wrt),
+        "steps": [{"step": s.step, "loss": plain(s.loss), "params": plain_map(s.params),
+                   "grad_norm": plain(s.grad_norm)} for s in traj.steps],
+        "final": None if final is None else {
+            "step": final.step, "loss": plain(final.loss),
+            "params": plain_map(final.params), "gradient": plain_map(final.gradient)},
+        "stopped": traj.stopped,
+        "message": traj.message,
+        "warnings": list(traj.warnings),
+    }
+    return dumps(doc)
+
+
+# -- eval --points FILE --json: JSON Lines ------------------------------------------------
+
+def jsonl_rows(chunk: "Chunk", wrt: Sequence[str], first_index: int) -> str:
+    """The chunk's rows as JSON Lines: {"row", "value", "gradient"} (strict JSON)."""
+    keys = [_str(name) for name in wrt]
+    columns = [chunk.grads[name].tolist() for name in wrt]
+    out = []
+    for k, v in enumerate(chunk.value.tolist()):
+        grad = ", ".join(f"{key}: {number(col[k])}" for key, col in zip(keys, columns))
+        out.append(f'{{"row": {first_index + k}, "value": {number(v)}, "gradient": {{{grad}}}}}\n')
+    return "".join(out)
+
+
+# -- check --json (H2's section) ----------------------------------------------------------------
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..check import CheckReport
+
+
+def check_json(report: "CheckReport") -> str:
+    """The `check --json` document of contract §4 (schema: gradcli/schemas/check.schema.json)."""
+    from .checkwords import kink_message, slip_message, suspect_message, variable_note
+    from .names import output_name
+
+    tape = report.tape
+    out = output_name(tape)
+    tol = report.tolerance
+    doc: dict = {
+        "schema_version": SCHEMA_VERSION,
+        "expression": tape.text,
+        "at": {k: plain(v) for k, v in report.result.at.items()},
+        "ok": report.ok,
+        "rtol": tol.rtol,
+        "atol": tol.atol,
+    }
+    if tol.places is not None:
+        doc["places"] = tol.places
+
+    def slip(s) -> dict:
+        entry = {"kind": s.kind, "message": slip_message(s, tape, out)}
+        if s.via is not None:
+            entry["via"] = s.via
+        return entry
+
+    variables = []
+    for v in report.variables:
+        entry = {"name": v.name, "analytic": plain(v.analytic), "numeric": plain(v.numeric),
+                 "rel_error": plain(v.rel_error), "ok": v.ok, "status": v.status}
+        note = variable_note(v, tape)
+        if note:
+            entry["note"] = note
+        if v.expected is not None:
+            entry["expected"] = plain(v.expected.answer.answer)
+            entry["expected_ok"] = v.expected.ok
+            if v.expected.slip is not None:
+                entry["slip"] = slip(v.expected.slip)
+        variables.append(entry)
+    doc["variables"] = variables
+    if report.grades:
+        nodes = []
+        for g in report.grades:
+            i = g.node
+            entry = {"id": i, "name": tape.names.get(i), "expr": tape.expr(i),
+                     "op": tape.ops[i].name, "kind": g.kind, "answer": plain(g.answer.answer),
+                     "correct": plain(g.correct), "ok": g.ok, "source": g.answer.source}
+            if g.slip is not None:
+                entry["slip"] = slip(g.slip)
+            nodes.append(entry)
+        doc["nodes"] = nodes
+        first = report.first_wrong
+        doc["first_wrong"] = None if first is None else {
+            "id": first.node, "kind": first.kind, "label": tape.label(first.node)}
+    if report.suspects:
+        doc["suspects"] = [{"id": x.node, "op": tape.ops[x.node].name, "expr": tape.expr(x.node),
+                            "input": x.slot, "analytic": plain(x.analytic),
+                            "numeric": plain(x.numeric), "message": suspect_message(x, tape)}
+                           for x in report.suspects]
+    doc["kinks"] = [{"id": k.node, "op": k.op, "expr": tape.expr(k.node),
+                     "name": tape.names.get(k.node), "message": kink_message(k, tape)}
+                    for k in report.kinks]
+    doc["warnings"] = list(report.warnings)
+    return dumps(doc)

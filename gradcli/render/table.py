@@ -13,22 +13,13 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from ..api import Result
+from ..result import Result
+from .names import output_names
 from .text import SMALL, fmt, read_as, shape_of
 
 VALUE = "green"
 GRAD = "red"
 LABEL_WIDTH = 40
-
-
-def output_names(r: Result) -> list[str]:
-    """What to call each output: its name if the program gave one, else f (f1, f2, … if several)."""
-    outs = r.tape.outputs
-    names = []
-    for k, o in enumerate(outs):
-        name = r.tape.names.get(o) if r.tape.inputs[o] else None
-        names.append(name or ("f" if len(outs) == 1 else f"f{k + 1}"))
-    return names
 
 
 def _partials_text(r: Result, i: int, digits: int) -> Text:
@@ -126,7 +117,7 @@ def _fmt_grad(r: Result, i: int, digits: int) -> str:
 
 def summary(r: Result, digits: int = 6) -> Group:
     """The output value(s) and the gradient (or the Jacobian for several outputs)."""
-    names = output_names(r)
+    names = output_names(r.tape)
     lines: list = []
     for name, o in zip(names, r.tape.outputs):
         line = Text(f"{name} = ")
@@ -189,7 +180,7 @@ def render_tree(console: Console, r: Result, digits: int = 6, max_nodes: int = 5
     seen: set[int] = set()
     shown = 0
     trees = []
-    for name, o in zip(output_names(r), tape.outputs):
+    for name, o in zip(output_names(r.tape), tape.outputs):
         root = Tree(_tree_label(r, o, digits, name))
         trees.append(root)
         seen.add(o)

@@ -1,0 +1,224 @@
+"""One loader for every command and the Python API: text -> limits -> parse -> point -> --wrt.
+
+`read_formula(arg)` is the command line's half (the argument itself, a file, or '-' for stdin);
+`load(text, ...)` is the rest, shared with the API, which is handed text. A `Session` is what
+`load` returns: the text, its tape, the point (the formula's own `# at:` lines with the user's
+values over them), the resolved `--wrt` names and the warnings so far. No output happens here.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Sequence
+
+from .errors import GradcliError, InputError
+
+if TYPE_CHECKING:
+    from .tape import Tape
+
+#: The largest formula text gradcli reads (bytes of UTF-8); bigger input is refused at once.
+MAX_FORMULA_BYTES = 100 * 2**20
+#: --max-nodes' default: generous (10^6-node formulas are a tested case), but a bound.
+MAX_NODES = 10_000_000
+#: With a command's own size limit (graph's picture), texts longer than this are still screened
+#: before parsing, from the text alone.
+SCREEN_CHARS = 100_000
+
+
+@dataclass
+class Session:
+    """A loaded formula: ready for one compute call."""
+
+    text: str
+    tape: "Tape"
+    point: dict
+    wrt: list[str]  # the resolved --wrt names (every variable when none were given)
+    warnings: list[str] = field(default_factory=list)
+    seed: int | None = None
+    exact: bool = False
+
+
+# -- reading the argument (the command line's half) -----------------------------------------------
+
+def read_formula(arg: str) -> str:
+    """The formula itself, or the contents of the file it names, or stdin for '-'."""
+    if arg == "-":
+        if hasattr(sys.stdin, "buffer"):
+            data = sys.stdin.buffer.read(MAX_FORMULA_BYTES + 1)
+        else:  # pragma: no cover - a text-only stdin
+            data = sys.stdin.read(MAX_FORMULA_BYTES + 1)
+        _check_bytes(len(data), "standard input")
+        return decode(data, "standard input")
+    looks_like_path = arg.endswith(".grad") or os.sep in arg or "/" in arg
+    if os.path.isfile(arg) and (looks_like_path or "." in arg):
+        try:
+            with open(arg, "rb") as fh:
+                data = fh.read(MAX_FORMULA_BYTES + 1)
+        except OSError as exc:
+            raise InputError(f"cannot read {arg}: {exc.strerror}") from None
+        _check_bytes(len(data), arg)
+        return decode(data, arg)
+    if arg.endswith(".grad"):
+        raise InputError(f"no such file: {arg}")
+    if len(arg) > MAX_FORMULA_BYTES // 4:  # at most 4 bytes a character: only then count
+        _check_bytes(len(arg.encode("utf-8", "surrogateescape")), "the formula")
+    return arg
+
+
+def read_stdin(where: str = "standard input") -> str:
+    """All of standard input as text (for `--answers -`)."""
+    return decode(sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read(),
+                  where)
+
+
+def _check_bytes(size: int, where: str) -> None:
+    if size > MAX_FORMULA_BYTES:
+        raise InputError(f"{where} is more than {MAX_FORMULA_BYTES >> 20} MB: gradcli reads "
+                         "formulas up to that size")
+
+
+def decode(data: bytes | str, where: str) -> str:
+    """UTF-8 bytes as text (a leading byte-order mark dropped), naming `where` if they are not."""
+    if isinstance(data, str):
+        return data
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{where} is not valid UTF-8 text (byte 0x{data[exc.start]:02x} at "
+                         f"offset {exc.start})") from None
+    return text[1:] if text.startswith("\ufeff") else text
+
+
+def split_names(values: Sequence[str] | None) -> list[str] | None:
+    """Repeated, comma-separated `--wrt` values as one list (None when there are none)."""
+    if not values:
+        return None
+    return [n.strip() for v in values for n in v.split(",") if n.strip()]
+
+
+# -- size limits -----------------------------------------------------------------------------------
+
+_COMMENT = re.compile(r"#[^\n]*")
+_BINARY_SIGN = re.compile(r"[\w)\]][ \t\f\r]*[-+]")
+_EXPONENT_SIGN = re.compile(r"\d[eE][-+]")
+
+
+def nodes_at_least(text: str) -> int:
+    """A cheap lower bound on the nodes a formula that parses has, from its text alone.
+
+    Outside comments every '*', '/', '@' and '^' (with '**' once) is an operator that makes
+    exactly one node, as does a '+' or '-' right after a name, a number, ')' or ']' (binary),
+    minus the signs of exponents such as 1e-3. Runs at C speed: a 100 MB text takes ~0.5 s.
+    """
+    if "#" in text:
+        text = _COMMENT.sub("", text)
+    n = text.count("*") - text.count("**") + text.count("/") + text.count("@") + text.count("^")
+    n += _BINARY_SIGN.subn("", text)[1] - _EXPONENT_SIGN.subn("", text)[1]
+    return max(n, 0)
+
+
+def check_nodes(text: str, max_nodes: int, count: int | None = None) -> None:
+    """Refuse a formula with more than `max_nodes` nodes (0: no limit), before parsing when the
+    text alone shows it (a node needs a character, so only long texts are looked at), and
+    after parsing from the tape's length (`count`)."""
+    if not max_nodes:
+        return
+    if count is None:
+        if len(text) <= max_nodes:
+            return
+        count = nodes_at_least(text)
+        more = "at least "
+    else:
+        more = ""
+    if count > max_nodes:
+        raise InputError(f"the formula has {more}{count:,} nodes, more than --max-nodes "
+                         f"{max_nodes:,}; raise --max-nodes (0: no limit) to go on")
+
+
+# -- the point and --wrt ---------------------------------------------------------------------------
+
+def read_point(text: str, at: Sequence[str] | Mapping[str, object] | None, seed: int | None,
+               warnings: list[str], exact: bool = False) -> dict:
+    """The formula's own `# at:` values, then the user's over them: `--at` strings, or (from the
+    API) a mapping of names to numbers, nested lists, arrays or strings."""
+    from .points import Point, coerce_point, defaults
+
+    reader = Point(seed, exact)
+    try:
+        point = reader.parse(defaults(text))
+    except GradcliError as exc:
+        raise InputError(f"in the formula's '# at:' line: {exc.message}") from None
+    if isinstance(at, Mapping):
+        point.update(coerce_point(at, exact))
+    else:
+        point.update(reader.parse(at or []))
+    if reader.drew and seed is None:
+        warnings.append(f"random values were drawn with seed {reader.seed}; --seed "
+                        f"{reader.seed} draws the same ones again")
+    return point
+
+
+def check_wrt(tape: "Tape", wrt: Iterable[str] | None) -> list[str]:
+    """The variables to differentiate with respect to: `wrt` checked against the formula's
+    inputs, in order, without repeats (every variable when `wrt` is None)."""
+    from .words import short  # lazily: --help and --version import no numpy
+
+    if wrt is None:
+        return list(tape.variables)
+    out: list[str] = []
+    seen: set[str] = set()
+    for name in wrt:
+        name = name.strip()
+        if not name or name in seen:
+            continue
+        if name not in tape.variables:
+            shown = short(name)
+            if name in tape.bound:
+                raise InputError(f"--wrt {shown}: {shown} is an intermediate, not an input; its "
+                                 "gradient is in the nodes table")
+            names = list(tape.variables)
+            known = ", ".join(short(n) for n in names[:10]) or "none"
+            if len(names) > 10:
+                known += f" and {len(names) - 10} more"
+            raise InputError(f"--wrt {shown}: the formula has no variable {shown} "
+                             f"(its variables: {known})")
+        seen.add(name)
+        out.append(name)
+    if not out:
+        raise InputError("--wrt names no variable")
+    return out
+
+
+# -- load ------------------------------------------------------------------------------------------
+
+def load(text: str, at: Sequence[str] | Mapping[str, object] | None = None, *,
+         seed: int | None = None, max_nodes: int = MAX_NODES,
+         wrt: Iterable[str] | None = None, exact: bool = False,
+         limit: Callable[["Tape"], None] | None = None) -> Session:
+    """Check the size of `text`, parse it, read the point (`# at:` lines, then `at` over them)
+    and resolve `wrt`.
+
+    `max_nodes` (0: no limit) is checked on the text before parsing and on the tape after.
+    A command with a limit of its own (graph: a picture's size) passes `limit`, called with the
+    tape instead; it then screens only texts longer than SCREEN_CHARS before parsing.
+    """
+    from .parse import parse
+
+    if limit is None or len(text) > SCREEN_CHARS:
+        check_nodes(text, max_nodes)
+    tape, warnings = parse(text)
+    if limit is None:
+        check_nodes(text, max_nodes, len(tape))
+    else:
+        limit(tape)
+    point = read_point(text, at, seed, warnings, exact)
+    names = check_wrt(tape, wrt)
+    return Session(text, tape, point, names, warnings, seed, exact)
+
+
+def load_arg(arg: str, at: Sequence[str] | None = None, **options) -> Session:
+    """`load` for a command-line argument: the formula, a file, or '-' for stdin."""
+    return load(read_formula(arg), at, **options)
