@@ -15,7 +15,7 @@ from ..words import fmt
 from .checkwords import (kink_message, slip_message, suspect_message, symbol, tolerance_text,
                          variable_note)
 from .names import output_name
-from .text import read_as
+from .table import print_read_as
 
 RIGHT = "green"
 WRONG = "red"
@@ -86,15 +86,7 @@ def _short_slip(g: Grade) -> str:
 def render_check(console: Console, report: CheckReport, digits: int = 6) -> None:
     """Print the echo, the gradient check, the kinks, the graded answers and the verdict."""
     tape = report.tape
-    echo = read_as(tape)
-    head = Text("read as:" + (" " if len(echo) == 1 else ""), style="dim")
-    if len(echo) == 1:
-        head.append(echo[0])
-        console.print(head)
-    else:
-        console.print(head)
-        for line in echo:
-            console.print(Text("  " + line))
+    print_read_as(console, tape)
     console.print()
     if report.variables:
         console.print(Text("gradient check: backprop against central differences", style="dim"))

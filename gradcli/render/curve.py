@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from .text import fmt
+from .text import ARRAY_LIMIT, compact, fmt
 
 if TYPE_CHECKING:  # pragma: no cover
     from rich.console import Console
@@ -23,7 +23,6 @@ VALUE = "green"
 GRAD = "red"
 CURVE = "cyan"
 MAX_PARAM_COLUMNS = 5
-ARRAY_LIMIT = 6
 
 
 def curve_rows(ys: Sequence[float], width: int = 60, height: int = 8, log: bool | None = None,
@@ -75,15 +74,7 @@ def curve_rows(ys: Sequence[float], width: int = 60, height: int = 8, log: bool 
     return rows, lo, hi, log
 
 
-def value_text(v, digits: int) -> str:
-    """A parameter for the table: a number, a short list, or a tensor's shape."""
-    if hasattr(v, "ndim") and hasattr(v, "tolist"):
-        if v.ndim == 0:
-            return fmt(float(v), digits)
-        if v.size > ARRAY_LIMIT:
-            return "array " + "×".join(str(int(n)) for n in v.shape)
-        return fmt(v.tolist(), digits)
-    return fmt(v, digits)
+value_text = compact  # a parameter for the table
 
 
 def table_steps(steps: Sequence["Step"], rows: int = 9) -> list["Step"]:

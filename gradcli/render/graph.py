@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import GradcliError, InputError
 from .names import output_names_by_node
-from .text import fmt
+from .text import compact
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..result import Result
@@ -29,7 +29,6 @@ VALUE_COLOUR = "#1a7f37"  # green, as the table's values
 GRAD_COLOUR = "#cf222e"  # red, as the table's gradients
 MUTED_COLOUR = "#6e7781"
 EXPR_LIMIT = 32  # characters of an unnamed node's source text shown under its op
-ARRAY_LIMIT = 6  # tensors with more entries than this are shown by their shape
 POINT_LIMIT = 6  # variables listed in the caption
 
 TEXT_FORMATS = ("dot", "mermaid")
@@ -54,15 +53,7 @@ def kind(tape: "Tape", i: int) -> str:
     return "op" if tape.inputs[i] else "const"
 
 
-def number(v, digits: int) -> str:
-    """A value or gradient for a picture: a number, a short list, or a tensor's shape."""
-    if hasattr(v, "ndim") and hasattr(v, "tolist"):  # numpy scalar or array
-        if v.ndim == 0:
-            return fmt(float(v), digits)
-        if v.size > ARRAY_LIMIT:
-            return "array " + "×".join(str(int(n)) for n in v.shape)
-        return fmt(v.tolist(), digits)
-    return fmt(v, digits)
+number = compact  # a value or gradient for a picture
 
 
 def gradient_text(r: "Result", i: int, digits: int) -> str | None:

@@ -155,9 +155,9 @@ def summary(r: Result, digits: int = 6) -> Group:
     return Group(*lines)
 
 
-def render_table(console: Console, r: Result, digits: int = 6, max_rows: int = 200) -> int:
-    """Print the echo, the node table and the summary; returns the number of rows left out."""
-    echo = read_as(r.tape)
+def print_read_as(console: Console, tape) -> None:
+    """The "read as:" echo: how the parser read the formula, fully parenthesised."""
+    echo = read_as(tape)
     head = Text("read as:" + (" " if len(echo) == 1 else ""), style="dim")
     if len(echo) == 1:
         head.append(echo[0])
@@ -166,6 +166,11 @@ def render_table(console: Console, r: Result, digits: int = 6, max_rows: int = 2
         console.print(head)
         for line in echo:
             console.print(Text("  " + line))
+
+
+def render_table(console: Console, r: Result, digits: int = 6, max_rows: int = 200) -> int:
+    """Print the echo, the node table and the summary; returns the number of rows left out."""
+    print_read_as(console, r.tape)
     table, hidden = node_table(r, digits, max_rows)
     console.print(table)
     console.print()

@@ -75,3 +75,18 @@ def read_as(tape: Tape) -> list[str]:
         else:
             lines.append(", ".join(parenthesised(tape, o) for o in st.nodes))
     return lines
+
+
+#: Pictures and descent tables show tensors with more entries than this by their shape.
+ARRAY_LIMIT = 6
+
+
+def compact(v, digits: int) -> str:
+    """A value for a picture or a narrow cell: a number, a short list, or a tensor's shape."""
+    if hasattr(v, "ndim") and hasattr(v, "tolist"):  # numpy scalar or array
+        if v.ndim == 0:
+            return fmt(float(v), digits)
+        if v.size > ARRAY_LIMIT:
+            return "array " + "×".join(str(int(n)) for n in v.shape)
+        return fmt(v.tolist(), digits)
+    return fmt(v, digits)
