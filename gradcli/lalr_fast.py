@@ -1,12 +1,13 @@
 """The parser's fast path: a one-regex tokenizer and a lean driver over Lark's own LALR tables.
 
-The tables come from Lark once, compiled into plain data and cached as JSON, so a run whose
-formula parses never imports Lark at all. The driver calls the same builder callbacks Lark's
-inline transformer would (gradcli.parse.Builder); where it meets anything it does not accept it
-returns False and Lark's own parser runs instead, so every syntax error is Lark's.
+The tables come from Lark, compiled into plain data by gradcli.lalr_gen and shipped in the
+package as lalr_tables.json, so a run whose formula parses never imports Lark at all. The driver
+calls the same builder callbacks Lark's inline transformer would (gradcli.parse.Builder); where
+it meets anything it does not accept it returns False and Lark's own parser runs instead, so
+every syntax error is Lark's.
 
-This module does not import gradcli.parse: parse passes it the grammar, the cache path and a
-way to build Lark's parser.
+This module does not import gradcli.parse: parse passes it the grammar and a way to build Lark's
+parser.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: After these tokens a new line continues the statement (as it does inside brackets).
 CONTINUES = frozenset({"PLUS", "MINUS", "STAR", "SLASH", "AT", "POW", "COMMA", "ASSIGN",
-                       "LPAR", "LSQB"})
+                       "LPAR", "LSQB", "CMP", "COLON"})
 
 _TOKEN = re.compile(
     r"(?P<WS>[ \t\f\r]+|\#[^\n]*)"
@@ -28,10 +29,11 @@ _TOKEN = re.compile(
     r"|(?P<POW>\*\*|\^)"
     r"|(?P<DOT_T>\.T)"
     r"|(?P<SEP>;|\n)"
-    r"|(?P<PUNCT>[-+*/@(),=\[\]])"
+    r"|(?P<CMP><=|>=|==|!=|<|>)"
+    r"|(?P<PUNCT>[-+*/@(),=\[\]:])"
 )
 _PUNCT = {"-": "MINUS", "+": "PLUS", "*": "STAR", "/": "SLASH", "@": "AT", "(": "LPAR",
-          ")": "RPAR", ",": "COMMA", "=": "ASSIGN", "[": "LSQB", "]": "RSQB"}
+          ")": "RPAR", ",": "COMMA", "=": "ASSIGN", "[": "LSQB", "]": "RSQB", ":": "COLON"}
 
 
 class _Tok:
@@ -49,11 +51,11 @@ class _Tok:
 class FastLALR:
     """Drives the grammar's LALR tables with the builder's callbacks over a regex tokenizer.
 
-    The tables come from Lark once, compiled into plain data and cached as JSON beside Lark's
-    own cache, so a run whose formula parses never imports Lark at all. A shift is [next state];
-    a reduce is [size, rule name, callback name or None, kept child positions or None]; a
-    callback of None marks the single-child rules Lark inlines (`?expr: product`), which only
-    change state.
+    The tables come from Lark, compiled into plain data and shipped in the package (see
+    gradcli.lalr_gen), so a run whose formula parses never imports Lark at all. A shift is
+    [next state]; a reduce is [size, rule name, callback name or None, kept child positions or
+    None]; a callback of None marks the single-child rules Lark inlines (`?expr: product`), which
+    only change state.
     """
 
     def __init__(self, data: dict, multiline: bool):
@@ -166,11 +168,15 @@ class FastLALR:
 
 _FAST: dict[bool, FastLALR] = {}
 
+#: The tables, generated from the grammar by gradcli.lalr_gen and shipped inside the package.
+TABLES_FILE = "lalr_tables.json"
 
-def tables(multiline: bool, grammar: Callable[[], str], path: Callable[[], str | bool],
-           lark: Callable[[], "Lark"]) -> FastLALR:
-    """The fast path's tables: from memory, from the JSON cache at `path()` (kept only when it
-    was made from this `grammar()`), or compiled from the Lark parser `lark()` builds."""
+
+def tables(multiline: bool, grammar: Callable[[], str], lark: Callable[[], "Lark"]) -> FastLALR:
+    """The fast path's tables: from memory, from the file shipped in the package (used only when
+    it was made from this `grammar()`), or else compiled in memory from the Lark parser `lark()`
+    builds (a checkout whose grammar changed: run `python -m gradcli.lalr_gen`). No cache folder
+    is ever read or written, so no file another user can write decides what a formula computes."""
     fast = _FAST.get(multiline)
     if fast is not None:
         return fast
@@ -179,26 +185,16 @@ def tables(multiline: bool, grammar: Callable[[], str], path: Callable[[], str |
     import os
 
     key = hashlib.sha256(grammar().encode("utf-8")).hexdigest()
-    where = path()
     data = None
-    if where and os.path.isfile(where):
-        try:
-            with open(where, encoding="utf-8") as fh:
-                cached = json.load(fh)
-            if cached.get("grammar") == key:
-                data = cached
-        except (OSError, ValueError):
+    try:
+        with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), TABLES_FILE),
+                  encoding="utf-8") as fh:
+            data = json.load(fh)
+        if not isinstance(data, dict) or data.get("grammar") != key:
             data = None
+    except (OSError, ValueError):  # pragma: no cover - a broken install
+        data = None
     if data is None:
         data = FastLALR.compile(lark())
-        data["grammar"] = key
-        if where:
-            tmp = f"{where}.{os.getpid()}.tmp"
-            try:
-                with open(tmp, "w", encoding="utf-8") as fh:
-                    json.dump(data, fh)
-                os.replace(tmp, where)  # atomic: a parallel run never reads half a file
-            except OSError:
-                pass
     fast = _FAST[multiline] = FastLALR(data, multiline)
     return fast

@@ -22,11 +22,9 @@ import numpy as np
 
 from .errors import ParseError
 from .lalr_fast import CONTINUES, FastLALR, tables
-from .ops import CONSTANTS, FUNCTIONS, OPS, Op, lookup
-from .syntax_errors import WORDS as _WORDS  # noqa: F401  (tests read the words from here)
-from .syntax_errors import syntax_error
+from .ops import COMPARISONS, CONSTANTS, FUNCTIONS, ONE, OPS, Op, index_op, lookup
 from .tape import Statement, Tape, shape_str
-from .words import count, short
+from .words import count, name_key, short, superscript
 
 if TYPE_CHECKING:  # pragma: no cover
     from lark import Lark, Token
@@ -104,8 +102,8 @@ class Builder:
     def name(self, c):
         tok = c[0]
         tape = self.tape
-        name = tok.value
         s, e = tok.start_pos, tok.end_pos
+        name = self._name_key(tok.value, s)
         i = tape.bound.get(name)
         if i is not None:
             return (i, s, e)
@@ -153,6 +151,10 @@ class Builder:
         a, _, b = c
         return self._binary("pow", a, b)
 
+    def compare(self, c):
+        a, tok, b = c
+        return self._binary(COMPARISONS[tok.value], a, b)
+
     def neg(self, c):
         tok, a = c
         tape = self.tape
@@ -182,14 +184,36 @@ class Builder:
         if opname is None:
             raise self._unknown_function(name)
         op = lookup(opname)
+        if op.axis and len(args) == 3:
+            args[2] = self._keep(name.value, args[2], op.max_arity == 3)
         lo, hi = _arity(op)
         if len(args) < lo or (hi is not None and len(args) > hi):
             raise self._error(f"{name.value}() takes {_takes(op)}, got {len(args)}",
                               name.start_pos)
-        if op.axis and len(args) == 2:
+        if op.axis and len(args) >= 2:
             self._check_axis(name.value, args[1])
         i = self.tape.add(op, tuple(a[0] for a in args), name.start_pos, rpar.end_pos)
         return (i, name.start_pos, rpar.end_pos)
+
+    def _keep(self, fname: str, a, allowed: bool):
+        """`sum(A, 1, keep)`: the bare word keep (or keepdims) becomes a constant 1."""
+        tape = self.tape
+        i = a[0]
+        word = tape.text[a[1]:a[2]]
+        if word not in ("keep", "keepdims") or tape.ops[i].name != "var":
+            raise self._error(f"the third argument of {fname}(A, axis, keep) can only be the "
+                              "word keep, which keeps the reduced axis (length 1)", a[1])
+        if not allowed:
+            raise self._error(f"{fname}() keeps its input's shape already: keep does not apply",
+                              a[1])
+        if i == len(tape) - 1 and tape.variables.get(word) == i:  # made by this word alone
+            del tape.variables[word]
+            del tape.names[i]
+            tape.ops[i] = lookup("const")
+        else:
+            i = tape.add(lookup("const"), (), a[1], a[2])
+        tape.literals[i] = ONE
+        return (i, a[1], a[2])
 
     def _check_axis(self, fname: str, a) -> None:
         tape = self.tape
@@ -212,6 +236,40 @@ class Builder:
     def matmul(self, c):
         a, _, b = c
         return self._binary("matmul", a, b)
+
+    def index(self, c):
+        """a[i], A[i, j], A[:, j], a[i:j:k]: one node over a and the given index values."""
+        a, _, subs, rsqb = c
+        tape = self.tape
+        layout = []
+        ids = [a[0]]
+        for sub in subs:
+            if isinstance(sub, _Slice):
+                layout.append(tuple(p is not None for p in sub.parts))
+                parts = [p for p in sub.parts if p is not None]
+            else:
+                layout.append(None)
+                parts = [sub]
+            for p in parts:
+                value = tape.literals.get(p[0])
+                if value is not None and p[0] not in tape.names and (
+                        np.ndim(value) or not np.isfinite(value) or value != int(value)):
+                    raise self._error("an index must be a whole number such as 0, 2 or -1",
+                                      p[1])
+                ids.append(p[0])
+        i = tape.add(index_op(tuple(layout)), tuple(ids), a[1], rsqb.end_pos)
+        return (i, a[1], rsqb.end_pos)
+
+    def slice(self, c):
+        """`start:stop:step` with any part left out; its parts in order, None where missing."""
+        parts: list = [None, None, None]
+        k = 0
+        for child in c:
+            if isinstance(child, tuple):
+                parts[k] = child
+            else:  # a ':' token
+                k += 1
+        return _Slice(parts)
 
     def transpose_attr(self, c):
         a, tok = c
@@ -267,6 +325,17 @@ class Builder:
     first_output = first_arg
     next_output = next_arg
 
+    def _name_key(self, name: str, pos: int) -> str:
+        """The name as --at and --wrt know it (NFKC: ﬁ is fi, x₁ is x1); x² is refused."""
+        if name.isascii():
+            return name
+        sup = superscript(name)
+        if sup is not None:
+            base = short(name[: name.index(sup)], 30) or "x"
+            raise self._error(f"{short(name, 30)}: a superscript ({sup}) is not part of a name; "
+                              f"write {base}^{name_key(sup)} for a power", pos + name.index(sup))
+        return name_key(name)
+
     # -- statements ---------------------------------------------------------------------------
     def bare_statement(self, c):
         outputs = c[0]
@@ -275,7 +344,7 @@ class Builder:
     def assign_statement(self, c):
         name, _, a = c
         tape = self.tape
-        n, s = name.value, name.start_pos
+        n, s = self._name_key(name.value, name.start_pos), name.start_pos
         if n in CONSTANTS:
             raise self._error(f"{n} is a constant and cannot be assigned", s)
         if n in tape.bound:
@@ -303,6 +372,32 @@ class Builder:
         return None
 
 
+class _Slice:
+    """A slice inside [...] while its subscripts are being read."""
+
+    __slots__ = ("parts",)
+
+    def __init__(self, parts: list):
+        self.parts = parts
+
+
+def index_variables(tape: Tape) -> set[str]:
+    """The variables an index depends on (y in s[y]): whole numbers read at run time, which
+    carry no gradient. One backward pass over the tape."""
+    need = [False] * len(tape)
+    for i, op in enumerate(tape.ops):
+        if op.name == "index":
+            for j in tape.inputs[i][1:]:
+                need[j] = True
+    if not any(need):
+        return set()
+    for i in range(len(tape) - 1, -1, -1):
+        if need[i]:
+            for j in tape.inputs[i]:
+                need[j] = True
+    return {name for name, i in tape.variables.items() if need[i]}
+
+
 def _arity(op: Op) -> tuple[int, int | None]:
     """The fewest and most arguments an op takes (None: no limit)."""
     if op.arity < 0:
@@ -316,6 +411,8 @@ def _takes(op: Op) -> str:
         return "at least one argument"
     if lo == hi:
         return count(lo, "argument")
+    if op.axis and hi == 3:
+        return f"{lo} to {hi} arguments (a tensor, an axis and keep)"
     if op.axis:
         return f"{lo} or {hi} arguments (a tensor and an axis)"
     return f"{lo} to {hi} arguments"
@@ -333,7 +430,8 @@ _PARSERS: dict = {}
 
 
 def _parser(multiline: bool) -> "Lark":
-    """Lark's LALR parser for the grammar (its tables cached in the user's cache folder)."""
+    """Lark's LALR parser for the grammar, built in memory (~30 ms, only for syntax errors): never
+    from a cache file, since Lark's cache is a pickle and unpickling runs code."""
     parser = _PARSERS.get(multiline)
     if parser is None:
         from lark import Lark
@@ -344,30 +442,10 @@ def _parser(multiline: bool) -> "Lark":
             lexer="basic",  # the contextual lexer rejects a newline before the postlexer sees it
             transformer=_BUILDER,
             postlex=_newlines() if multiline else None,
-            cache=_cache_path(multiline, "lark"),
+            cache=False,
         )
         _PARSERS[multiline] = parser
     return parser
-
-
-def _cache_path(multiline: bool, what: str) -> str | bool:
-    """A cache file in the user's own cache folder, so the LALR tables are built once, not per
-    run. No cache (rather than a shared temporary folder, which Lark would unpickle from) where
-    that folder is not ours."""
-    import os
-
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    folder = os.path.join(base, "gradcli")
-    try:
-        os.makedirs(folder, exist_ok=True)
-        if not os.access(folder, os.W_OK):
-            return False
-    except OSError:
-        return False
-    from . import __version__
-
-    kind = "multiline" if multiline else "line"
-    return os.path.join(folder, f"lalr-{__version__}-{kind}.{what}")
 
 
 @contextmanager
@@ -414,13 +492,14 @@ def _lark_parse(text: str, multiline: bool) -> None:
     try:
         parser.parse(text)
     except UnexpectedInput as exc:
+        from .syntax_errors import syntax_error  # only a formula that fails pays for it
+
         raise syntax_error(text, exc) from None
 
 
 def _fast(multiline: bool) -> FastLALR:
-    """The fast path (gradcli.lalr_fast) over this grammar's tables, cached beside Lark's."""
-    return tables(multiline, grammar_text, lambda: _cache_path(multiline, "json"),
-                  lambda: _parser(multiline))
+    """The fast path (gradcli.lalr_fast) over this grammar's tables, shipped in the package."""
+    return tables(multiline, grammar_text, lambda: _parser(multiline))
 
 
 def _finish(tape: Tape) -> None:
