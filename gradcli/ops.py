@@ -57,6 +57,9 @@ class Op:
     aliases: tuple[str, ...] = ()  # other names users may call it by (ln for log)
     function: bool = True  # whether a formula may call it by name, as name(...)
     noun: str = ""  # what its value is, for people: "a sum" (check's wrong-gate slips)
+    formula_partials: Callable | None = None  # (b, y, *xs) -> one node id per input: the
+    # partials as formulas, built with a symbolic builder b (gradcli.symbolic); None: no formula
+    formula_vjp: Callable | None = None  # structural ops: (b, g, y, *xs) -> each input's share
 
     @property
     def elementwise(self) -> bool:
@@ -244,15 +247,18 @@ _register(
 # Structural ops follow numpy's shape rules; each gives its reverse (vjp) and forward (jvp) rule.
 
 
-def _matmul_vjp(g, y, a, b):
+def _matmul_vjp(g, y, a, b, need=(True, True)):
+    """Both inputs' shares; `need` (from the engine: which inputs carry a gradient) skips the
+    product nobody reads (X's share in X @ W when only W is a parameter): None there."""
     a2, b2 = np.ndim(a), np.ndim(b)
     if a2 == 1 and b2 == 1:  # inner product: a scalar
         return g * b, g * a
     if a2 == 1:  # (k,) @ (k, m) -> (m,)
-        return b @ g, np.outer(a, g)
+        return b @ g if need[0] else None, np.outer(a, g) if need[1] else None
     if b2 == 1:  # (n, k) @ (k,) -> (n,)
-        return np.outer(g, b), a.T @ g
-    return g @ np.swapaxes(b, -1, -2), np.swapaxes(a, -1, -2) @ g
+        return np.outer(g, b) if need[0] else None, a.T @ g if need[1] else None
+    return (g @ np.swapaxes(b, -1, -2) if need[0] else None,
+            np.swapaxes(a, -1, -2) @ g if need[1] else None)
 
 
 def _matmul_jvp(ts, y, a, b):
@@ -276,19 +282,24 @@ def _axis(xs) -> int | None:
     return int(xs[1]) if len(xs) > 1 else None
 
 
-def _expand(g, a, axis):
+def _keep(xs) -> bool:
+    """Whether a reduction keeps the reduced axis (sum(A, 1, keep): the third input is 1)."""
+    return len(xs) > 2 and bool(xs[2])
+
+
+def _expand(g, a, axis, keep=False):
     """A reduction's gradient spread back over the reduced axis (or all elements)."""
-    if axis is not None and np.ndim(a) > 0:
+    if axis is not None and np.ndim(a) > 0 and not keep:
         g = np.expand_dims(g, axis)
     return np.broadcast_to(g, np.shape(a)).copy() if np.ndim(a) else g
 
 
 def _sum(a, *axis):
-    return np.sum(a, axis=_axis((a, *axis)))[()]
+    return np.sum(a, axis=_axis((a, *axis)), keepdims=_keep((a, *axis)))[()]
 
 
 def _mean(a, *axis):
-    return np.mean(a, axis=_axis((a, *axis)))[()]
+    return np.mean(a, axis=_axis((a, *axis)), keepdims=_keep((a, *axis)))[()]
 
 
 def _count_reduced(a, axis):
@@ -297,6 +308,10 @@ def _count_reduced(a, axis):
 
 def _softmax(a, *axis):
     ax = _axis((a, *axis))
+    if ax is None and np.ndim(a) > 1:
+        # numpy's rule would take every element; the course means each row: say which
+        raise ValueError(f"softmax of a {np.ndim(a)}-D tensor needs an axis: softmax(A, 1) "
+                         "along each row, softmax(A, 0) along each column")
     ax = -1 if ax is None else ax
     if np.ndim(a) == 0:
         return ONE
@@ -327,11 +342,13 @@ def _logsumexp(a, *axis):
     m = np.max(a, axis=ax, keepdims=True)
     m = np.where(np.isfinite(m), m, 0.0)
     out = np.log(np.sum(np.exp(a - m), axis=ax, keepdims=True)) + m
+    if _keep((a, *axis)):
+        return out
     return (np.squeeze(out, axis=ax) if ax is not None else out.reshape(()))[()]
 
 
-def _lse_weights(y, a, axis):
-    yk = y if axis is None or np.ndim(a) == 0 else np.expand_dims(y, axis)
+def _lse_weights(y, a, axis, keep=False):
+    yk = y if axis is None or np.ndim(a) == 0 or keep else np.expand_dims(y, axis)
     return np.exp(a - yk)
 
 
@@ -370,24 +387,28 @@ _register(
        vjp=lambda g, y, a: (np.transpose(g),),
        jvp=lambda ts, y, a: np.transpose(ts[0])),
     Op("sum", 1, _sum, None, "∂/∂a_i = 1",
-       "sum(A) adds every element; sum(A, k) adds along axis k", max_arity=2, axis=True,
-       vjp=lambda g, y, a, *ax: (_expand(g, a, _axis((a, *ax))),) + (None,) * len(ax),
+       "sum(A) adds every element; sum(A, k) adds along axis k; sum(A, k, keep) keeps axis k "
+       "(length 1)", max_arity=3, axis=True,
+       vjp=lambda g, y, a, *ax: (_expand(g, a, _axis((a, *ax)), _keep((a, *ax))),)
+       + (None,) * len(ax),
        jvp=lambda ts, y, a, *ax: _tangent_sum(ts, (a, *ax), _sum)),
     Op("mean", 1, _mean, None, "∂/∂a_i = 1/n",
-       "mean(A) of every element; mean(A, k) along axis k", max_arity=2, axis=True,
-       vjp=lambda g, y, a, *ax: (_expand(g, a, _axis((a, *ax))) / _count_reduced(
+       "mean(A) of every element; mean(A, k) along axis k; mean(A, k, keep) keeps axis k",
+       max_arity=3, axis=True,
+       vjp=lambda g, y, a, *ax: (_expand(g, a, _axis((a, *ax)), _keep((a, *ax))) / _count_reduced(
            a, _axis((a, *ax))),) + (None,) * len(ax),
        jvp=lambda ts, y, a, *ax: _tangent_sum(ts, (a, *ax), _mean)),
     Op("softmax", 1, _softmax, None, "∂/∂a = y ⊙ (G - Σ G ⊙ y)",
-       "softmax along the last axis (or axis k: softmax(A, k)), computed without overflow",
+       "softmax(v) of a vector; softmax(A, k) along axis k (a matrix needs its axis), "
+       "computed without overflow",
        max_arity=2, axis=True, vjp=_softmax_vjp, jvp=_softmax_jvp),
     Op("logsumexp", 1, _logsumexp, None, "∂/∂a = G · softmax(a)",
-       "log Σ exp(a) over every element (or along axis k), computed without overflow",
-       max_arity=2, axis=True,
-       vjp=lambda g, y, a, *ax: (_expand(g, a, _axis((a, *ax))) * _lse_weights(
-           y, a, _axis((a, *ax))),) + (None,) * len(ax),
+       "log Σ exp(a) over every element (or along axis k; logsumexp(A, k, keep) keeps axis k), "
+       "computed without overflow", max_arity=3, axis=True,
+       vjp=lambda g, y, a, *ax: (_expand(g, a, _axis((a, *ax)), _keep((a, *ax))) * _lse_weights(
+           y, a, _axis((a, *ax)), _keep((a, *ax))),) + (None,) * len(ax),
        jvp=lambda ts, y, a, *ax: None if ts[0] is None else _sum(
-           _lse_weights(y, a, _axis((a, *ax))) * ts[0], *ax)),
+           _lse_weights(y, a, _axis((a, *ax)), _keep((a, *ax))) * ts[0], *ax)),
     Op("norm", 1, _norm, None, "∂/∂a = a/‖a‖",
        "the Euclidean (Frobenius) norm of every element; its slope at 0 is taken as 0",
        vjp=_norm_vjp, kink=lambda y, a: y == 0, kink_rule="‖a‖ at a = 0 is given slope 0",
@@ -396,6 +417,156 @@ _register(
        "a [a, b, ...] literal with variables: its elements stacked along a new first axis",
        vjp=_stack_vjp, jvp=_stack_jvp, function=False),
 )
+
+# -- comparisons, where, real roots, indexing (issue 12) ------------------------------------------
+# A comparison gives 1.0 or 0.0 and passes no gradient (its slope is 0 away from a tie, where it
+# jumps); where(c, a, b) passes the gradient to the branch it picks. Indexing follows numpy's
+# basic indexing with whole-number indices: the gradient goes back to the indexed elements.
+
+#: The NaN warning's words for a negative base under a fractional power (x^(1/3) at x = -8).
+POW_NAN_NOTE = ("a negative base needs a whole exponent: by float rules x^(1/3) is NaN for x < 0; "
+                "for the real root write cbrt(x) or root(x, 3), which give cbrt(-8) = -2")
+
+#: Comparison operators: symbol -> op name.
+COMPARISONS = {"<": "lt", "<=": "le", ">": "gt", ">=": "ge", "==": "eq", "!=": "ne"}
+
+
+def _compare(name: str, symbol: str, test: Callable) -> Op:
+    return Op(name, 2, lambda a, b: _indicator(test(a, b)),
+              lambda y, a, b: (ZERO * a, ZERO * b), "∂/∂a = 0, ∂/∂b = 0",
+              f"a {symbol} b is 1 where true, else 0; no gradient flows through a comparison",
+              symbol=symbol, function=False, kink=lambda y, a, b: a == b,
+              kink_rule=f"a {symbol} b jumps at a = b: its slope is 0 on both sides")
+
+
+def _where_partials(y, c, a, b):
+    take = _indicator(c != 0)
+    return ZERO * c, take, 1.0 - take
+
+
+def _real_root(a, n):
+    """a^(1/n), real for a negative a and an odd whole n (cbrt(-8) = -2); NaN for an even n."""
+    with np.errstate(all="ignore"):
+        odd = (n == np.round(n)) & (np.abs(np.remainder(n, 2)) == 1)
+        mag = np.abs(a) ** (1.0 / n)
+        return _where(a < 0, _where(odd, -mag, np.nan), a ** (1.0 / n))
+
+
+def _root_da(y, a, n):
+    # d/da a^(1/n) = a^(1/n - 1)/n = y/(n·a), written 1/(n·y^(n-1)) so that a < 0 works too
+    return _real(y, 1.0 / (n * y ** (n - 1.0)))
+
+
+def _root_dn(y, a, n):
+    # d/dn a^(1/n) = -a^(1/n)·ln|a|/n²; 0 at a = 0 (y = 0 for every n > 0)
+    with np.errstate(all="ignore"):
+        logs = np.log(np.where(a != 0, np.abs(a), 1.0))
+    return _real(y, -y * logs / (n * n))
+
+
+_register(
+    *[_compare(name, symbol, test) for symbol, name, test in (
+        ("<", "lt", np.less), ("<=", "le", np.less_equal), (">", "gt", np.greater),
+        (">=", "ge", np.greater_equal), ("==", "eq", np.equal), ("!=", "ne", np.not_equal))],
+    Op("where", 3, lambda c, a, b: _where(c != 0, a, b), _where_partials,
+       "∂/∂cond = 0, ∂/∂a = 1(cond ≠ 0), ∂/∂b = 1(cond = 0)",
+       "where(cond, a, b): a where cond is nonzero (true), else b, element by element; both "
+       "branches are computed, and no gradient flows through cond"),
+    Op("cbrt", 1, np.cbrt,
+       lambda y, a: (1.0 / (3.0 * y * y),), "∂/∂a = 1/(3·cbrt(a)²)",
+       "the real cube root: cbrt(-8) = -2 (x^(1/3) is NaN for x < 0); the slope at 0 is "
+       "Infinity"),
+    Op("root", 2, _real_root,
+       lambda y, a, n: (_root_da(y, a, n), _root_dn(y, a, n)),
+       "∂/∂a = 1/(n·root(a, n)^(n-1)), ∂/∂n = -root(a, n)·ln|a|/n²",
+       "root(a, n) = a^(1/n), real for a < 0 when n is odd (root(-8, 3) = -2); NaN for a < 0 "
+       "and an even or fractional n; the slope at 0 is Infinity",
+       partial_each=(lambda y, a, n: _root_da(y, a, n), lambda y, a, n: _root_dn(y, a, n))),
+)
+
+
+def _whole(k) -> int:
+    """An index as a Python int: numpy's IndexError words unless it is one whole number."""
+    if np.ndim(k):
+        raise IndexError(f"an index must be one whole number, not a tensor of shape "
+                         f"{tuple(np.shape(k))}")
+    f = float(k)
+    if not f == f or f in (np.inf, -np.inf) or f != int(f):
+        raise IndexError(f"the index {f:g} is not a whole number")
+    return int(f)
+
+
+def _subscript(layout: tuple, ks) -> tuple:
+    """numpy's index tuple from a layout (None: one whole number; (start?, stop?, step?): a
+    slice with the parts that are given) and the index inputs' values, in order."""
+    out = []
+    k = 0
+    for part in layout:
+        if part is None:
+            out.append(_whole(ks[k]))
+            k += 1
+            continue
+        bounds = []
+        for given in part:
+            if given:
+                bounds.append(_whole(ks[k]))
+                k += 1
+            else:
+                bounds.append(None)
+        if bounds[2] == 0:
+            raise IndexError("a slice step cannot be 0")
+        out.append(slice(*bounds))
+    return tuple(out)
+
+
+def _index_value(layout):
+    def value(a, *ks):
+        if np.ndim(a) == 0:
+            raise IndexError("a number has no elements to index: only vectors and matrices do")
+        y = np.asarray(a)[_subscript(layout, ks)]
+        if np.ndim(y) and np.size(y) == 0:
+            raise IndexError("the slice selects no elements")
+        return y.copy() if type(y) is np.ndarray else np.float64(y)
+
+    return value
+
+
+def _index_vjp(layout):
+    def vjp(g, y, a, *ks):
+        out = np.zeros(np.shape(a))
+        out[_subscript(layout, ks)] = g
+        return (out,) + (None,) * len(ks)
+
+    return vjp
+
+
+def _index_jvp(layout):
+    def jvp(ts, y, a, *ks):
+        t = ts[0]
+        if t is None:
+            return None
+        picked = np.broadcast_to(t, np.shape(a))[_subscript(layout, ks)]
+        return picked.copy() if type(picked) is np.ndarray else np.float64(picked)
+
+    return jvp
+
+
+_register(Op("index", -1, _index_value((None,)), None,
+             "∂/∂a = G at the indexed elements, 0 elsewhere",
+             "numpy's indexing with whole numbers: s[y], W[1, 2], W[:, 0], x[1:3], x[-1]; an "
+             "index is read at run time and carries no gradient", function=False,
+             vjp=_index_vjp((None,)), jvp=_index_jvp((None,))))
+_INDEX_OPS: dict[tuple, Op] = {}
+
+
+def index_op(layout: tuple) -> Op:
+    """The index op for one layout of subscripts (one Op per layout, shared by its nodes)."""
+    op = _INDEX_OPS.get(layout)
+    if op is None:
+        op = _INDEX_OPS[layout] = replace(lookup("index"), value=_index_value(layout),
+                                          vjp=_index_vjp(layout), jvp=_index_jvp(layout))
+    return op
+
 
 # -- exact rational rules (--exact) ---------------------------------------------------------------
 # Each takes and gives fractions.Fraction; an op without one (exp, sin, ...) falls back to floats.
@@ -446,6 +617,144 @@ for _name, (_value, _partials) in _EXACT.items():
     OPS[_name] = replace(lookup(_name), exact=_value, exact_partials=_partials)
 
 
+def _exact_root(a, n):
+    """The nth root of a rational a when it is rational (root(-8, 3) = -2, cbrt(8/27) = 2/3)."""
+    if n.denominator != 1 or n <= 0 or n > 64:
+        raise ValueError("not a whole root")
+    k = int(n)
+    if a < 0 and k % 2 == 0:
+        raise ValueError("an even root of a negative number is not real")
+    parts = []
+    for m in (abs(a.numerator), a.denominator):
+        r = round(m ** (1.0 / k)) if m.bit_length() < 1000 else None
+        hit = next((c for c in (r, (r or 0) - 1, (r or 0) + 1) if c is not None and c >= 0
+                    and c ** k == m), None)
+        if hit is None:
+            raise ValueError("the root is not rational")
+        parts.append(hit)
+    out = Fraction(parts[0], parts[1])
+    return -out if a < 0 else out
+
+
+def _exact_root_partials(y, a, n):
+    if y == 0:
+        raise ZeroDivisionError("the slope at 0 is Infinity")
+    return 1 / (n * y ** (int(n) - 1)), None  # ∂/∂n has a logarithm: not rational
+
+
+_EXACT_12 = {
+    **{name: ((lambda t: lambda a, b: Fraction(int(bool(t(a, b)))))(test),
+              lambda y, a, b: (F0, F0))
+       for name, test in (("lt", lambda a, b: a < b), ("le", lambda a, b: a <= b),
+                          ("gt", lambda a, b: a > b), ("ge", lambda a, b: a >= b),
+                          ("eq", lambda a, b: a == b), ("ne", lambda a, b: a != b))},
+    "where": (lambda c, a, b: a if c != 0 else b,
+              lambda y, c, a, b: (F0, F1 if c != 0 else F0, F0 if c != 0 else F1)),
+    "root": (_exact_root, _exact_root_partials),
+    "cbrt": (lambda a: _exact_root(a, Fraction(3)),
+             lambda y, a: (_exact_root_partials(y, a, Fraction(3))[0],)),
+}
+for _name, (_value, _partials) in _EXACT_12.items():
+    OPS[_name] = replace(lookup(_name), exact=_value, exact_partials=_partials)
+
+
+def _f_root(b, y, a, n):
+    one = b.const(1.0)
+    da = b.div(one, b.mul(n, b.pow(y, b.sub(n, one))))  # 1/(n·y^(n-1))
+    dn = b.neg(b.div(b.mul(y, b.call("log", b.call("abs", a))), b.pow(n, b.const(2.0))))
+    return da, dn
+
+
+# Formula partials (Op.formula_partials, as for sin) of the issue-12 ops; indexing has none.
+_FORMULAS_12 = {
+    **{name: (lambda b, y, a, c: (b.const(0.0), b.const(0.0))) for name in COMPARISONS.values()},
+    "where": lambda b, y, c, a, e: (b.const(0.0),
+                                    b.call("where", c, b.const(1.0), b.const(0.0)),
+                                    b.call("where", c, b.const(0.0), b.const(1.0))),
+    "cbrt": lambda b, y, a: (b.div(b.const(1.0), b.mul(b.const(3.0),
+                                                        b.pow(y, b.const(2.0)))),),
+    "root": _f_root,
+}
+for _name, _formula in _FORMULAS_12.items():
+    OPS[_name] = replace(lookup(_name), formula_partials=_formula)
+
+# -- formula partials (gradcli diff, second derivatives) -------------------------------------
+# The same partials as formulas over the node ids of the inputs and the output, built with a
+# symbolic builder `b` (gradcli.symbolic.Builder: b.const, b.add, b.sub, b.mul, b.div, b.neg,
+# b.pow, b.call). The conventions are the cs231n ones the engine uses: relu'(0) = 0 is
+# sign(relu(a)); d max/d a_i = 1(a_i ≥ max) is 1 - sign(max - a_i), 1 at a tie.
+
+
+def _f_pow(b, y, a, e):
+    # d/da a^e = e·a^(e-1) (the builder folds a constant e - 1 and drops x^1); d/de = a^e·ln a
+    return b.mul(e, b.pow(a, b.sub(e, b.const(1.0)))), b.mul(y, b.call("log", a))
+
+
+def _f_sq1(b, a):
+    return b.sub(b.const(1.0), b.pow(a, b.const(2.0)))  # 1 - a^2
+
+
+def _f_extreme(sign):
+    def partials(b, y, *xs):
+        if len(xs) == 1:
+            return (None,)  # max(v) of one tensor: no formula
+        one = b.const(1.0)
+        return tuple(b.sub(one, b.call("sign", b.sub(y, x) if sign > 0 else b.sub(x, y)))
+                     for x in xs)
+
+    return partials
+
+
+def _f_atan2(b, y, a, c):
+    r = b.add(b.pow(a, b.const(2.0)), b.pow(c, b.const(2.0)))
+    return b.div(c, r), b.neg(b.div(a, r))
+
+
+_FORMULAS = {
+    "id": lambda b, y, a: (b.const(1.0),),
+    "add": lambda b, y, a, c: (b.const(1.0), b.const(1.0)),
+    "sub": lambda b, y, a, c: (b.const(1.0), b.const(-1.0)),
+    "mul": lambda b, y, a, c: (c, a),
+    "div": lambda b, y, a, c: (b.div(b.const(1.0), c),
+                               b.neg(b.div(a, b.pow(c, b.const(2.0))))),
+    "neg": lambda b, y, a: (b.const(-1.0),),
+    "pow": _f_pow,
+    "exp": lambda b, y, a: (y,),
+    "log": lambda b, y, a: (b.div(b.const(1.0), a),),
+    "log2": lambda b, y, a: (b.div(b.const(1.0), b.mul(a, b.call("log", b.const(2.0)))),),
+    "log10": lambda b, y, a: (b.div(b.const(1.0), b.mul(a, b.call("log", b.const(10.0)))),),
+    "sqrt": lambda b, y, a: (b.div(b.const(1.0), b.mul(b.const(2.0), y)),),
+    "sin": lambda b, y, a: (b.call("cos", a),),
+    "cos": lambda b, y, a: (b.neg(b.call("sin", a)),),
+    "tan": lambda b, y, a: (b.add(b.const(1.0), b.pow(y, b.const(2.0))),),
+    "asin": lambda b, y, a: (b.div(b.const(1.0), b.call("sqrt", _f_sq1(b, a))),),
+    "acos": lambda b, y, a: (b.neg(b.div(b.const(1.0), b.call("sqrt", _f_sq1(b, a)))),),
+    "atan": lambda b, y, a: (b.div(b.const(1.0), b.add(b.const(1.0),
+                                                        b.pow(a, b.const(2.0)))),),
+    "sinh": lambda b, y, a: (b.call("cosh", a),),
+    "cosh": lambda b, y, a: (b.call("sinh", a),),
+    "tanh": lambda b, y, a: (b.sub(b.const(1.0), b.pow(y, b.const(2.0))),),
+    "sigmoid": lambda b, y, a: (b.mul(y, b.sub(b.const(1.0), y)),),  # σ' = σ(1 - σ)
+    "relu": lambda b, y, a: (b.call("sign", y),),  # 1(a > 0), 0 at the kink
+    "softplus": lambda b, y, a: (b.call("sigmoid", a),),
+    "abs": lambda b, y, a: (b.call("sign", a),),
+    "sign": lambda b, y, a: (b.mul(b.const(0.0), a),),  # 0, or NaN where a is (as ZERO*a)
+    "max": _f_extreme(1),
+    "min": _f_extreme(-1),
+    "atan2": _f_atan2,
+}
+_FORMULA_VJPS = {
+    # matrix forms for matrices (2-D operands): dA = G @ B.T, dB = A.T @ G
+    "matmul": lambda b, g, y, a, c: (b.matmul(g, b.call("transpose", c)),
+                                     b.matmul(b.call("transpose", a), g)),
+    "transpose": lambda b, g, y, a: (b.call("transpose", g),),
+}
+for _name, _formula in _FORMULAS.items():
+    OPS[_name] = replace(lookup(_name), formula_partials=_formula)
+for _name, _formula in _FORMULA_VJPS.items():
+    OPS[_name] = replace(lookup(_name), formula_vjp=_formula)
+
+
 def _functions() -> dict[str, str]:
     """Every name a formula may call, its aliases included, mapped to its op's name."""
     out: dict[str, str] = {}
@@ -462,4 +771,4 @@ def _functions() -> dict[str, str]:
 FUNCTIONS: dict[str, str] = _functions()
 
 #: Named constants.
-CONSTANTS: dict[str, float] = {"pi": float(np.pi), "e": float(np.e)}
+CONSTANTS: dict[str, float] = {"pi": float(np.pi), "π": float(np.pi), "e": float(np.e)}

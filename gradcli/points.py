@@ -19,15 +19,20 @@ import numpy as np
 
 from .errors import InputError
 from .ops import CONSTANTS
-from .words import short
+from .words import name_key, short
 
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 _SPECIAL = {"inf": math.inf, "+inf": math.inf, "-inf": -math.inf, "infinity": math.inf,
-            "+infinity": math.inf, "-infinity": -math.inf, "nan": math.nan}
-_DRAW = re.compile(r"(randn|rand|zeros|ones)\s*\(\s*(\d+(\s*,\s*\d+)*)?\s*,?\s*\)")
+            "+infinity": math.inf, "-infinity": -math.inf, "nan": math.nan,
+            "+nan": math.nan, "-nan": math.nan}  # -nan as -inf is: NaN has no sign to keep
+# One character class inside the parentheses: linear time on any text (the nested
+# `\s*(\d+(\s*,\s*\d+)*)?\s*,?\s*` it replaces backtracked cubically). _draw reads the dims.
+_DRAW = re.compile(r"(randn|rand|zeros|ones)[ \t]*\(([0-9, \t]*)\)")
 _STRUCTURE = re.compile(r"[\[\],]")
 _DEFAULTS = re.compile(r"^[ \t]*#[ \t]*at:(.*)$", re.MULTILINE)
 MAX_ELEMENTS = 100_000_000
+#: `Point(files=NO_FILES)`: @file values are refused (a formula read from stdin; see Point).
+NO_FILES = ""
 
 
 def split_items(spec: str) -> list[str]:
@@ -77,7 +82,7 @@ def scalar(name: str, t: str) -> float:
     t = t.strip()
     body = t
     sign = 1.0
-    if body[:1] in "+-":
+    if body.startswith(("+", "-")):  # ("" is in "+-": an empty cell is no sign)
         sign, body = (-1.0 if body[0] == "-" else 1.0), body[1:].strip()
     if body in CONSTANTS:
         return sign * CONSTANTS[body]
@@ -89,11 +94,68 @@ def scalar(name: str, t: str) -> float:
         if _NUMBER.fullmatch(a) and _NUMBER.fullmatch(b):
             if float(b) == 0:
                 raise InputError(f"--at {name}={short(t)}: division by zero in the value")
-            return float(a) / float(b)
+            return _ratio(a, b)
     if _NUMBER.fullmatch(t):
         return float(t)
     raise InputError(f"--at {name}={short(t)}: {short(t)!r} is not a number "
                      "(write 3, -2.5, 1e-3, 1/3, pi or e)")
+
+
+def constant_value(text: str, exact: bool = False, what: str = "the value"):
+    """A constant expression of the formula language as a value: 3, -2.5, 1/3, inf, nan, pi,
+    π, pi/2, 2*pi, exp(1), sqrt(2)/2, [exp(1), 2*pi], [[1, 2], [3, 4]].
+
+    Read with gradcli's own grammar and engine (never eval): any formula without variables and
+    with one output. Gives a numpy float64 or array; with `exact`, a fractions.Fraction where
+    the value is rational as written (2/9, -0.20, 1/3 + 1/6), floats elsewhere (pi/2). Raises
+    InputError whose message starts with `what` (such as "--at x=pi/2" or "--expect b").
+    """
+    from .errors import GradcliError
+
+    t = text.strip()
+    if not t:
+        raise InputError(f"{what}: no value")
+    special = _SPECIAL.get(t.lower())
+    if special is not None:
+        return np.float64(special)
+    if exact:
+        fraction = exact_scalar(t)
+        if fraction is not None:
+            return fraction
+    if _NUMBER.fullmatch(t):
+        return np.float64(float(t))
+    from .engine import forward, forward_exact
+    from .parse import parse
+
+    def refuse(why: str) -> InputError:
+        return InputError(f"{what}: {short(t)!r} is not a number or a constant expression "
+                          f"({why}; write 3, -2.5, 1/3, pi/2, 2*pi, exp(1) or [1, 2*pi])")
+
+    try:
+        tape, _ = parse(t)
+    except GradcliError as exc:
+        raise refuse(exc.message) from None
+    if tape.variables:
+        names = ", ".join(short(n, 20) for n in list(tape.variables)[:3])
+        one = len(tape.variables) == 1
+        raise refuse(f"{names} {'is not a constant' if one else 'are not constants'}")
+    if len(tape.statements) != 1 or tape.statements[0].name is not None \
+            or len(tape.outputs) != 1:
+        raise refuse("a value is one expression, without '=', ';' or ','")
+    try:
+        values = forward_exact(tape, {})[0] if exact else forward(tape, {})
+    except GradcliError as exc:
+        raise refuse(exc.message) from None
+    value = values[tape.outputs[0]]
+    if isinstance(value, Fraction):
+        return value
+    if not np.all(np.isfinite(value)):  # 1/0, exp(1000), log(-1): say so, do not go on with it
+        raise InputError(f"{what}: {short(t)!r} is not a finite number (a division by zero, "
+                         "an overflow or a value outside a function's domain; write inf or nan "
+                         "for such a value)")
+    if np.ndim(value):
+        return np.asarray(value, dtype=np.float64)
+    return np.float64(value)
 
 
 def _literal(name: str, text: str) -> np.ndarray:
@@ -154,11 +216,7 @@ def _literal(name: str, text: str) -> np.ndarray:
 
 
 def _array_from(name: str, data, where: str) -> np.ndarray | np.float64:
-    try:
-        value = np.asarray(data, dtype=np.float64)
-    except (ValueError, TypeError):
-        raise InputError(f"{where}: the value of {name} is not a number or a rectangular array "
-                         "of numbers") from None
+    value = _real_array(name, data, where)
     if value.ndim == 0:
         return np.float64(value)
     if value.size == 0:
@@ -166,17 +224,166 @@ def _array_from(name: str, data, where: str) -> np.ndarray | np.float64:
     return value
 
 
+#: numpy's own limit on dimensions; more is refused with a message (numpy would raise).
+MAX_DIMS = 64
+#: JSON nesting gradcli reads (a 64-dimension tensor needs 64): deeper is refused before json
+#: recurses (10^5 levels used to end in "internal error").
+MAX_JSON_DEPTH = 256
+
+
+def _ratio(a: str, b: str) -> float:
+    """a/b as written, exactly then rounded once: 10^400/3·10^399 is 3.33..., not inf/inf."""
+    from .words import bounded_fraction
+
+    fa, fb = bounded_fraction(a), bounded_fraction(b)
+    if fa is None or fb is None or fb == 0:
+        return float(a) / float(b)
+    try:
+        return float(fa / fb)
+    except OverflowError:
+        return math.copysign(math.inf, fa / fb)
+
+
+def _real_array(name: str, data, where: str) -> np.ndarray:
+    """`data` (a file's array, JSON lists, an API value) as float64, or a clear refusal: complex,
+    boolean, date, text and object arrays are not numbers; no more than MAX_DIMS dimensions or
+    MAX_ELEMENTS elements; integers beyond float64's range are named."""
+    what = f"{where}: the value of {name}"
+    try:
+        raw = data if isinstance(data, np.ndarray) else np.asarray(data)
+    except (ValueError, TypeError, OverflowError, RecursionError):
+        raise InputError(f"{what} is not a number or a rectangular array of numbers") from None
+    kind = raw.dtype.kind
+    if kind == "c":
+        raise InputError(f"{what} holds complex numbers; gradcli works with real numbers "
+                         "(give the real and imaginary parts as two variables)")
+    if kind == "b":
+        raise InputError(f"{what} holds booleans (true/false), not numbers; write 1 and 0")
+    if kind in "mM":
+        raise InputError(f"{what} holds dates or times, not numbers")
+    if kind in "USV":
+        raise InputError(f"{what} holds text, not numbers")
+    if kind == "O":
+        for x in raw.flat:
+            if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, float, np.number)) \
+                    or isinstance(x, (complex, np.complexfloating)):
+                raise InputError(f"{what} is not a number or a rectangular array of numbers")
+    if raw.ndim > MAX_DIMS:
+        raise InputError(f"{what} has {raw.ndim} dimensions; gradcli takes up to {MAX_DIMS}")
+    if raw.size > MAX_ELEMENTS:
+        raise InputError(f"{what} has {raw.size:,} elements, more than the {MAX_ELEMENTS:,} "
+                         "gradcli allows")
+    try:
+        return np.asarray(raw, dtype=np.float64)
+    except OverflowError:
+        raise InputError(f"{what} holds an integer beyond float64's range (about 1.8e308)"
+                         ) from None
+    except (ValueError, TypeError):
+        raise InputError(f"{what} is not a number or a rectangular array of numbers") from None
+
+
+def _check_header(shape: tuple, dtype: np.dtype, what: str) -> None:
+    """A .npy header checked before its data is read: a real-number dtype and a bounded size."""
+    if dtype.kind not in "iuf" or dtype.hasobject:
+        kinds = {"c": "complex numbers", "b": "booleans", "m": "times", "M": "dates",
+                 "U": "text", "S": "bytes", "O": "Python objects", "V": "records"}
+        raise InputError(f"{what}: the array holds {kinds.get(dtype.kind, str(dtype))}, not "
+                         "real numbers")
+    if len(shape) > MAX_DIMS:
+        raise InputError(f"{what}: the array has {len(shape)} dimensions; gradcli takes up to "
+                         f"{MAX_DIMS}")
+    size = math.prod(shape)
+    if size > MAX_ELEMENTS:
+        raise InputError(f"{what}: the array has {size:,} elements, more than the "
+                         f"{MAX_ELEMENTS:,} gradcli allows")
+
+
+def _npy_header(fh, what: str) -> tuple:
+    fmt = np.lib.format
+    try:
+        version = fmt.read_magic(fh)
+        if version == (1, 0):
+            shape, _, dtype = fmt.read_array_header_1_0(fh)
+        elif version == (2, 0):
+            shape, _, dtype = fmt.read_array_header_2_0(fh)
+        else:  # 3.0 (field names in UTF-8) is rare; anything else is not a .npy file
+            raise ValueError(f"version {version}")
+    except (ValueError, OSError, EOFError, SyntaxError, TypeError):
+        raise InputError(f"{what}: not a valid .npy file") from None
+    return shape, dtype
+
+
+def _load_npy(path: str, what: str) -> np.ndarray:
+    """A .npy file, its header checked first (a small file may declare a huge array)."""
+    with open(path, "rb") as fh:
+        shape, dtype = _npy_header(fh, what)
+    _check_header(shape, dtype, what)
+    return np.load(path, allow_pickle=False)
+
+
+def _load_npz(path: str, what: str) -> dict:
+    """A .npz file: every member's header checked (and their total size) before any is read."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            total = 0
+            for info in zf.infolist():
+                if not info.filename.endswith(".npy"):
+                    continue
+                with zf.open(info) as fh:
+                    shape, dtype = _npy_header(fh, f"{what}, {info.filename[:-4]}")
+                _check_header(shape, dtype, f"{what}, {info.filename[:-4]}")
+                total += math.prod(shape)
+    except zipfile.BadZipFile:
+        raise InputError(f"{what}: not a valid .npz file") from None
+    if total > MAX_ELEMENTS:
+        raise InputError(f"{what}: its arrays have {total:,} elements together, more than the "
+                         f"{MAX_ELEMENTS:,} gradcli allows")
+    with np.load(path, allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}
+
+
+def _load_json(fh, what: str):
+    """JSON from a file, refused (not crashed on) when nested deeper than MAX_JSON_DEPTH."""
+    text = fh.read()
+    check_json_depth(text, what)
+    return json.loads(text)
+
+
+_JSON_BRACKETS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def check_json_depth(text: str, what: str, limit: int = MAX_JSON_DEPTH) -> None:
+    """Refuse JSON text nested deeper than `limit` (json.loads recurses and would fail far
+    deeper with RecursionError). One linear scan; strings are skipped."""
+    if text.count("[") + text.count("{") <= limit:
+        return
+    depth = 0
+    for m in _JSON_BRACKETS.finditer(text):
+        ch = m.group()
+        if ch[0] == '"':
+            continue
+        if ch in "[{":
+            depth += 1
+            if depth > limit:
+                raise InputError(f"{what}: the JSON is nested more than {limit} levels deep")
+        else:
+            depth -= 1
+
+
 def load_file(name: str, path: str):
-    """A value from a file: .npy, .csv/.txt (a matrix; one row or column is a vector), .json."""
+    """A value from a file: .npy, .csv/.txt (a matrix; one row or column is a vector), .json.
+    Errors never quote the file's contents (a row of a file that is not numbers is not shown)."""
     if not os.path.isfile(path):
         raise InputError(f"--at {name}=@{path}: no such file")
     ext = os.path.splitext(path)[1].lower()
     try:
         if ext == ".npy":
-            return _array_from(name, np.load(path, allow_pickle=False), path)
+            return _array_from(name, _load_npy(path, f"--at {name}=@{path}"), path)
         if ext == ".json":
             with open(path, encoding="utf-8") as fh:
-                return _array_from(name, json.load(fh), path)
+                return _array_from(name, _load_json(fh, f"--at {name}=@{path}"), path)
         with open(path, encoding="utf-8") as fh:
             rows = [line for line in fh if line.strip() and not line.lstrip().startswith("#")]
         if not rows:
@@ -188,22 +395,41 @@ def load_file(name: str, path: str):
                 try:
                     cells.append(scalar(name, cell))
                 except InputError:
-                    raise InputError(f"--at {name}=@{path}: row {k + 1}, column {c + 1}: "
-                                     f"{short(cell.strip())!r} is not a number") from None
+                    raise InputError(f"--at {name}=@{path}: row {k + 1}, column {c + 1} is not "
+                                     "a number (the file must hold numbers separated by commas)"
+                                     ) from None
             table.append(cells)
         value = _array_from(name, table, path)
     except InputError:
         raise
     except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise InputError(f"--at {name}=@{path}: cannot read it ({exc})") from None
+        raise InputError(f"--at {name}=@{path}: cannot read it ({_why(exc, ext)})") from None
     if value.ndim == 2 and 1 in value.shape:
         value = value.reshape(-1)
         return np.float64(value[0]) if value.size == 1 else value
     return value
 
 
+def _why(exc: Exception, ext: str) -> str:
+    """Why a file could not be read, in words that never quote its contents (numpy's and json's
+    own messages may show the bytes they choked on)."""
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not UTF-8 text: byte {exc.start}"
+    if isinstance(exc, json.JSONDecodeError):
+        return f"not valid JSON: line {exc.lineno}, column {exc.colno}"
+    if isinstance(exc, OSError):
+        return exc.strerror or type(exc).__name__
+    return f"not a valid {ext or 'numbers'} file"
+
+
 def _draw(name: str, kind: str, dims: str | None, rng: np.random.Generator):
-    shape = tuple(int(d) for d in dims.replace(" ", "").split(",")) if dims else ()
+    parts = [d.strip() for d in dims.split(",")] if dims and dims.strip() else []
+    if parts and not parts[-1] and len(parts) > 1:
+        parts.pop()  # randn(3,): a trailing comma, as Python allows
+    if any(not d or len(d) > 12 for d in parts) or len(parts) > MAX_DIMS:
+        raise InputError(f"--at {name}={kind}(...): the shape must be up to {MAX_DIMS} whole "
+                         "numbers separated by commas, such as randn(5, 10)")
+    shape = tuple(int(d) for d in parts)
     size = math.prod(shape)
     if size == 0:
         raise InputError(f"--at {name}={kind}{shape}: a tensor with no elements has no values")
@@ -222,13 +448,39 @@ def _draw(name: str, kind: str, dims: str | None, rng: np.random.Generator):
 
 
 class Point:
-    """Reads values; draws (randn, rand) share one generator so a seed repeats all of them."""
+    """Reads values; draws (randn, rand) share one generator so a seed repeats all of them.
 
-    def __init__(self, seed: int | None = None, exact: bool = False):
+    `files` says which @files this reader may open: None, any (the command line, the API);
+    a folder, only files inside it, symlinks resolved (values written in a file: a formula
+    file's `# at:` lines, a point file's strings, an answers file's `at`, each confined to that
+    file's own folder); NO_FILES, none (a formula from stdin). `source` names that file in
+    the refusal.
+    """
+
+    def __init__(self, seed: int | None = None, exact: bool = False,
+                 files: str | None = None, source: str = ""):
         self.seed = seed
         self.exact = exact
         self._rng: np.random.Generator | None = None
         self.drew = False
+        self.files = files
+        self.source = source
+
+    def _path(self, shown: str, path: str) -> str:
+        """The file `path` (as written after '@') to open, or an InputError if this reader may
+        not read it: nothing is opened, or even looked at, before this check."""
+        if self.files is None:
+            return path
+        source = self.source or "a file"
+        if not self.files:
+            raise InputError(f"{shown}: not read: @files are read only when given on the command "
+                             f"line, not from {source}")
+        folder = os.path.realpath(self.files)
+        full = os.path.realpath(os.path.join(folder, path))
+        if os.path.commonpath([full, folder]) != folder:
+            raise InputError(f"{shown}: not read: a file named in {source} is read only from "
+                             f"{source}'s own folder ({folder}), and this one is outside it")
+        return full
 
     @property
     def rng(self) -> np.random.Generator:
@@ -244,15 +496,24 @@ class Point:
         if not t:
             raise InputError(f"--at {name}= has no value: write {name}=3")
         if t.startswith("["):
-            return _literal(name, t)
+            try:
+                return _literal(name, t)
+            except InputError as plain:  # '[exp(1), 2*pi]': a literal of expressions
+                try:
+                    return constant_value(t, False, f"--at {name}={short(t)}")
+                except InputError:
+                    raise plain from None
         if t.startswith("@"):
-            return load_file(name, t[1:])
+            return load_file(name, self._path(f"--at {name}={short(t)}", t[1:]))
         m = _DRAW.fullmatch(t)
         if m:
             if m.group(1) in ("randn", "rand"):
                 self.drew = True
             return _draw(name, m.group(1), m.group(2), self.rng)
-        value = np.float64(scalar(name, t))
+        try:
+            value = np.float64(scalar(name, t))
+        except InputError:  # pi/2, 2*pi, exp(1): a constant expression of the language
+            return constant_value(t, self.exact, f"--at {name}={short(t)}")
         if self.exact:
             exact = exact_scalar(t)
             if exact is not None:
@@ -260,29 +521,38 @@ class Point:
         return value
 
     def mapping_file(self, path: str) -> dict:
-        """`@point.json` or `@point.npz`: several names at once."""
+        """`@point.json` or `@point.npz`: several names at once. Its own @file strings are read
+        only inside its own folder."""
+        path = self._path(f"--at @{short(path)}", path)
         if not os.path.isfile(path):
             raise InputError(f"--at @{path}: no such file")
         try:
             if path.lower().endswith(".npz"):
-                with np.load(path, allow_pickle=False) as data:
-                    raw = {k: data[k] for k in data.files}
+                raw = _load_npz(path, f"--at @{path}")
             else:
                 with open(path, encoding="utf-8") as fh:
-                    raw = json.load(fh)
+                    raw = _load_json(fh, f"--at @{path}")
         except (OSError, ValueError, UnicodeDecodeError) as exc:
-            raise InputError(f"--at @{path}: cannot read it ({exc})") from None
+            raise InputError(f"--at @{path}: cannot read it "
+                             f"({_why(exc, os.path.splitext(path)[1].lower())})") from None
         if not isinstance(raw, dict):
             raise InputError(f"--at @{path}: the file must hold an object of names and values, "
                              'such as {"x": 1, "w": [2, -3]}')
         out = {}
-        for name, data in raw.items():
-            if not isinstance(name, str) or not name.isidentifier():
-                raise InputError(f"--at @{path}: {name!r} is not a variable name")
-            if isinstance(data, str):
-                out[name] = self.value(name, data)
-            else:
-                out[name] = _array_from(name, data, path)
+        files, source = self.files, self.source
+        self.files, self.source = os.path.dirname(os.path.abspath(path)), f"@{path}"
+        try:
+            for k, (name, data) in enumerate(raw.items(), 1):
+                name = name_key(name) if isinstance(name, str) else name
+                if not isinstance(name, str) or not name.isidentifier():
+                    raise InputError(f"--at @{path}: its name number {k} is not a variable "
+                                     "name")
+                if isinstance(data, str):
+                    out[name] = self.value(name, data)
+                else:
+                    out[name] = _array_from(name, data, path)
+        finally:
+            self.files, self.source = files, source
         return out
 
     def parse(self, specs: Iterable[str]) -> dict:
@@ -295,7 +565,7 @@ class Point:
                         continue  # a trailing comma: x=1,
                     raise InputError("--at is empty: write --at x=1,y=2")
                 name, eq, text = item.partition("=")
-                name = name.strip()
+                name = name_key(name.strip())  # ﬁ is fi, as in the formula
                 if not eq and name.startswith("@"):
                     for key, value in self.mapping_file(name[1:]).items():
                         if key in at:
@@ -324,14 +594,17 @@ def defaults(text: str) -> list[str]:
     return [m.group(1).strip() for m in _DEFAULTS.finditer(text) if m.group(1).strip()]
 
 
-def coerce_point(at: Mapping[str, object] | None, exact: bool = False) -> dict:
-    """An API mapping of names to numbers, nested lists or arrays (or --at strings)."""
+def coerce_point(at: Mapping[str, object] | None, exact: bool = False,
+                 files: str | None = None, source: str = "") -> dict:
+    """An API mapping of names to numbers, nested lists or arrays (or --at strings); `files`
+    and `source` as for Point (a mapping read from a file reads @files only beside it)."""
     out: dict = {}
     for name, value in (at or {}).items():
+        name = name_key(name) if isinstance(name, str) else name
         if not isinstance(name, str) or not name.isidentifier():
-            raise InputError(f"{name!r} is not a variable name")
+            raise InputError(f"{short(repr(name))} is not a variable name")
         if isinstance(value, str):
-            out[name] = Point(0, exact).value(name, value)
+            out[name] = Point(0, exact, files, source).value(name, value)
         elif exact and isinstance(value, (Fraction, int, float, np.integer, np.floating)) \
                 and not isinstance(value, bool):
             out[name] = to_fraction(value)

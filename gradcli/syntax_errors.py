@@ -28,6 +28,8 @@ WORDS = {
     "LSQB": "'['",
     "RSQB": "']'",
     "DOT_T": "'.T'",
+    "CMP": "a comparison",
+    "COLON": "':'",
     "_SEP": "the end of the statement",
     "$END": "the end of the formula",
 }
@@ -40,12 +42,12 @@ def _expected_words(expected) -> str:
     names = set(expected)
     words = []
     if _BINARY <= names:
-        names -= _BINARY
+        names -= _BINARY | {"CMP"}
         operator = "an operator"
     else:
         operator = None
-    order = ["NUMBER", "NAME", "LPAR", "LSQB", "RPAR", "RSQB", "COMMA", "ASSIGN", "MINUS",
-             "PLUS", "STAR", "SLASH", "AT", "POW", "DOT_T", "_SEP", "$END"]
+    order = ["NUMBER", "NAME", "LPAR", "LSQB", "RPAR", "RSQB", "COMMA", "COLON", "ASSIGN",
+             "MINUS", "PLUS", "STAR", "SLASH", "AT", "POW", "DOT_T", "CMP", "_SEP", "$END"]
     for key in order:
         if key in names:
             words.append(WORDS[key])
@@ -112,6 +114,20 @@ def _ends_operand(text: str, pos: int) -> bool:
     return bool(before) and (before[-1] in ")]_." or before[-1].isalnum())
 
 
+def _function_before(text: str, pos: int) -> str | None:
+    """The function name that ends just before `pos` (sin in `sin x`), if it is one."""
+    from .ops import FUNCTIONS
+
+    before = text[:pos].rstrip(" \t\f\r")
+    k = len(before)
+    while k > 0 and (before[k - 1].isalnum() or before[k - 1] == "_"):
+        k -= 1
+    word = before[k:]
+    if word in FUNCTIONS and (k == 0 or before[k - 1] != "."):
+        return word
+    return None
+
+
 def syntax_error(text: str, exc: "UnexpectedInput") -> ParseError:
     """Lark's syntax error as a ParseError in words: what came, what was expected, and hints
     (an unclosed bracket, implicit multiplication, a misplaced '=')."""
@@ -154,9 +170,17 @@ def syntax_error(text: str, exc: "UnexpectedInput") -> ParseError:
     opened = _open_bracket(text, pos)
     closer = {"(": "RPAR", "[": "RSQB"}.get(text[opened]) if opened is not None else None
     expected = {e for e in expected if e not in ("RPAR", "RSQB") or e == closer}
+    if closer != "RSQB":  # a ':' slices only inside [...]
+        expected.discard("COLON")
     hint = None
+    called = _function_before(text, pos)
+    if tok.type in ("NAME", "NUMBER") and called:  # sin x
+        return ParseError(f"a function call needs parentheses: {called}({tok.value})", text,
+                          pos)
     if tok.type in _OPERAND_START and _ends_operand(text, pos):
         hint = "gradcli never multiplies implicitly: write '*' between factors, as in 2*x"
+    elif tok.type == "CMP":
+        hint = "comparisons do not chain: for a < b < c write (a < b) * (b < c)"
     elif tok.type == "ASSIGN":
         hint = "'=' names an intermediate at the start of a statement, as in q = x + y"
     opened = _open_paren(text, pos)

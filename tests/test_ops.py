@@ -99,6 +99,20 @@ SPECS: dict[str, Spec] = {
     "max": Spec("max({a}, {b}, {c})", max, _distinct3),
     "min": Spec("min({a}, {b}, {c})", min, _distinct3),
     "atan2": Spec("atan2({a}, {b})", math.atan2, _atan2_point),
+    # issue 12: comparisons (0/1, slope 0 away from a tie), where, real roots
+    "lt": Spec("{a} < {b}", lambda a, b: float(a < b), _u2(-5, 5)),
+    "le": Spec("{a} <= {b}", lambda a, b: float(a <= b), _u2(-5, 5)),
+    "gt": Spec("{a} > {b}", lambda a, b: float(a > b), _u2(-5, 5)),
+    "ge": Spec("{a} >= {b}", lambda a, b: float(a >= b), _u2(-5, 5)),
+    "eq": Spec("{a} == {b}", lambda a, b: float(a == b), _u2(-5, 5)),
+    "ne": Spec("{a} != {b}", lambda a, b: float(a != b), _u2(-5, 5)),
+    "where": Spec("where({a} > 0, {b}, {c})", lambda a, b, c: b if a > 0 else c,
+                  lambda rng: (float(rng.choice([-1.0, 1.0]) * rng.uniform(0.1, 5)),
+                               float(rng.uniform(-5, 5)), float(rng.uniform(-5, 5)))),
+    "cbrt": Spec("cbrt({a})", lambda a: math.copysign(abs(a) ** (1.0 / 3.0), a),
+                 _away_from_zero(0.1, 10)),
+    "root": Spec("root({a}, {b})", lambda a, b: a ** (1.0 / b),
+                 lambda rng: (float(rng.uniform(0.2, 10)), float(rng.uniform(1.5, 5)))),
 }
 
 NOT_OPERATORS = {"const", "var", "id"}  # leaves and the named copy: covered elsewhere
@@ -388,7 +402,7 @@ def test_atan2_at_the_origin_has_no_slope():
 
 
 def test_constants_pi_and_e():
-    assert CONSTANTS == {"pi": math.pi, "e": math.e}
+    assert CONSTANTS == {"pi": math.pi, "π": math.pi, "e": math.e}
     r = evaluate("pi + e")
     assert r.value == math.pi + math.e
     assert r.gradient == {}

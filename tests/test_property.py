@@ -56,7 +56,7 @@ UNARY = [
     "asin(tanh({A})/2)", "acos(sin({A})/2)", "atan({A})", "sinh(tanh({A}))", "cosh(sin({A}))",
     "tanh({A})", "sigmoid({A})", "softplus({A})", "relu({A})", "abs({A})", "sign({A}) * {A}",
     "-{A}", "+{A}", "({A})^2", "({A})**3", "-({A})^2", "pow(2, sin({A}))", "2^-sigmoid({A})",
-    "max({A}, 0.25)", "min({A})",
+    "max({A}, 0.25)", "min({A})", "cbrt(2 + sin({A}))", "root(2 + cos({A}), 3)",
 ]
 BINARY = [
     "{A} + {B}", "{A} - {B}", "{A} * {B}", "({A}) * ({B})", "{A} / (1 + ({B})^2)",
@@ -98,6 +98,9 @@ SYMPY = {
     "atan2": sympy.atan2, "max": sympy.Max, "min": sympy.Min, "abs": sympy.Abs,
     # a/|a|, not sympy.sign: its derivative (0 away from 0) is one sympy can evaluate
     "sign": sympy.Lambda(_a, _a / sympy.Abs(_a)),
+    # (the templates take cbrt and root of positive numbers only)
+    "cbrt": sympy.Lambda(_a, _a ** sympy.Rational(1, 3)),
+    "root": sympy.Lambda((_a, _b), _a ** (1 / _b)),
     # gradcli's pi and e are the float64 numbers: the oracle uses the same ones
     "pi": sympy.Float(math.pi, 60), "e": sympy.Float(math.e, 60),
 }
@@ -246,8 +249,11 @@ def check_scalar_formula(text: str, point: dict) -> None:
 TENSOR_UNARY = ["sum({A})", "mean({A})", "softmax({A})", "logsumexp({A})", "norm({A})",
                 "max({A})", "min({A})", "tanh({A})", "sigmoid({A}) * {A}", "({A}).T",
                 "transpose({A})", "exp({A}/4)", "sqrt(1 + ({A})^2)", "-{A}", "({A})^2",
-                "sum({A}, 0)", "mean({A}, -1)", "softmax({A}, 0)", "logsumexp({A}, -1)"]
+                "sum({A}, 0)", "mean({A}, -1)", "softmax({A}, 0)", "logsumexp({A}, -1)",
+                "({A})[0]", "({A})[-1:]", "logsumexp({A}, 0, keep)"]
 TENSOR_BINARY = ["{A} + {B}", "{A} * {B}", "{A} - {B}", "{A} / (1 + ({B})^2)",
+                 "where({A} > {B}, {A}, 2*{B})", "({A} < {B}) * {A} + ({A} >= {B}) * {B}",
+                 "({A} <= {B}) + ({A} == {B}) + ({A} != {B}) * {B}",
                  "max({A}, {B})", "atan2({A}, 2 + cos({B}))"]
 
 
@@ -331,7 +337,9 @@ def test_the_templates_cover_every_op():
     """Every op of the rule table appears in some template above (a new op must be added)."""
     written = " ".join(UNARY + BINARY + TENSOR_UNARY + TENSOR_BINARY + VECTORS + MATRICES)
     symbols = {"add": "+", "sub": " - ", "mul": "*", "div": "/", "neg": "-{A}", "pow": "^",
-               "matmul": "@", "stack": "[x, y", "transpose": ".T", "dot": "dot("}
+               "matmul": "@", "stack": "[x, y", "transpose": ".T", "dot": "dot(",
+               "lt": " < ", "le": " <= ", "gt": " > ", "ge": " >= ", "eq": " == ", "ne": " != ",
+               "index": ")["}
     names = {v: k for k, v in FUNCTIONS.items()}
     missing = []
     for op in OPS:
@@ -407,6 +415,7 @@ TERMINALS = {
     "NAME": GRAMMAR_NAMES, "NUMBER": GRAMMAR_NUMBERS,
     "_SEP": st.sampled_from([";", "\n", "\r\n", " # [red]c[/red]\n"]),
     "POW": st.sampled_from(["^", "**"]),
+    "CMP": st.sampled_from(["<", "<=", ">", ">=", "==", "!="]),
     # the name of a call (the walk knows it is one): mostly real functions
     "FNAME": st.one_of(st.sampled_from(sorted(FUNCTIONS)), st.sampled_from(sorted(FUNCTIONS)),
                        GRAMMAR_NAMES),
