@@ -6,12 +6,15 @@ from __future__ import annotations
 import json
 import os
 import re
-from typing import Iterable
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Iterable, Sequence
 
 import numpy as np
 
 from .. import engine
 from ..errors import GradcliError, InputError
+from ..points import check_json_depth
 from ..tape import Tape
 from .report import Answer
 
@@ -62,18 +65,65 @@ def answer_value(text: str, where: str):
     return _constant_formula(t, where)
 
 
+@dataclass(slots=True)
+class FormulaText:
+    """An answer that is a formula in the formula's variables (`2*x*sin(x)`): graded at many
+    points by check.formulas."""
+
+    tape: Tape
+    text: str
+
+
 def _constant_formula(t: str, where: str):
+    """A formula of numbers (2*pi) as its value; a formula with variables as a FormulaText."""
     from ..parse import parse
 
     try:
         tape, _ = parse(t)
     except GradcliError:
         tape = None
-    if tape is None or tape.variables or len(tape.outputs) != 1:
-        raise InputError(f"{where}: {t!r} is not a number (write -4, 0.39, 1/3, pi, [1, 2], or "
-                         "a formula of numbers such as 2*pi)")
+    if tape is None or len(tape.outputs) != 1:
+        raise InputError(f"{where}: {t!r} is not a number (write -4, 0.39, 1/3, pi, [1, 2], "
+                         "a formula of numbers such as 2*pi, or a formula in the variables "
+                         "such as 2*x*cos(x))")
+    if tape.variables:
+        return FormulaText(tape, t)
     values = engine.forward(tape, {})
     return values[tape.outputs[0]]
+
+
+def formula_answers(tape: Tape, answers: list[Answer], point: dict, exact: bool = False) -> None:
+    """Formula answers made ready: each variable of the answer must be one of the formula's;
+    `formula` gets the answer's tape. With --exact, numbers written as fractions (2/9) become
+    Fractions."""
+    from ..points import exact_scalar
+
+    for a in answers:
+        if isinstance(a.answer, FormulaText):
+            f = a.answer
+            extra = [n for n in f.tape.variables if n not in tape.variables]
+            if extra:
+                known = ", ".join(list(tape.variables)[:10]) or "none"
+                where = a.source if ":" in a.source else f"{a.source} {a.text}"
+                raise InputError(f"{where}: {a.text!r} is not a number, nor a formula in the "
+                                 f"formula's variables ({extra[0]} is not one of them: "
+                                 f"{known})")
+            missing = [n for n in f.tape.variables if n not in point]
+            if missing:
+                raise InputError(f"{a.source} {a.text}: {missing[0]} has no value (--at)")
+            a.formula = f.tape
+            a.answer = np.float64("nan")
+        elif exact and np.ndim(a.answer) == 0:
+            q = exact_scalar(a.text)
+            if q is None:
+                try:  # a constant expression (1/3 + 1/6): H12L's reader, exact where rational
+                    from ..points import constant_value
+
+                    q = constant_value(a.text, True, f"{a.source} {a.text}")
+                except (ImportError, GradcliError):
+                    q = None
+            if type(q) is Fraction:
+                a.answer = q
 
 
 def _json_answer(data, where: str):
@@ -95,8 +145,29 @@ def _json_answer(data, where: str):
     raise InputError(f"{where}: {json.dumps(data)[:40]} is not a number")
 
 
-def parse_expect(tape: Tape, specs: Iterable[str]) -> list[Answer]:
-    """`--expect x=-4,y=-4,z=3`: hand-computed gradients (of variables or any named node)."""
+def output_ref(tape: Tape, ref: str, outputs: Sequence[str] | None,
+               where: str) -> tuple[str, int | None]:
+    """`f2.x` -> (`x`, 1): the gradient of output f2 (outputs named as `render.names` names
+    them; f1, f2, ... by default); a plain `x` -> (`x`, None)."""
+    r = ref.strip()
+    if "." not in r:
+        return r, None
+    head, _, rest = r.partition(".")
+    names = list(outputs or [])
+    if not names:
+        n = len(tape.outputs)
+        names = [(tape.names.get(o) if tape.inputs[o] else None)
+                 or ("f" if n == 1 else f"f{k + 1}") for k, o in enumerate(tape.outputs)]
+    if head.strip() in names:
+        return rest.strip(), names.index(head.strip())
+    raise InputError(f"{where}: {head.strip()!r} is not an output of the formula (its outputs: "
+                     f"{', '.join(names)}; write {names[-1]}.x for ∂{names[-1]}/∂x)")
+
+
+def parse_expect(tape: Tape, specs: Iterable[str],
+                 outputs: Sequence[str] | None = None) -> list[Answer]:
+    """`--expect x=-4,y=-4,z=3`: hand-computed gradients (of variables or any named node);
+    `f2.y=1` names an output of a formula with several."""
     from ..points import split_items
 
     answers = []
@@ -108,9 +179,10 @@ def parse_expect(tape: Tape, specs: Iterable[str]) -> list[Answer]:
             where = f"--expect {item.strip()}"
             if not eq:
                 raise InputError(f"{where}: missing '=': write {ref.strip() or 'x'}=-4")
+            ref, output = output_ref(tape, ref, outputs, where)
             node = resolve(tape, ref, "--expect")
             answers.append(Answer(node, "grad", answer_value(text, where), text.strip(),
-                                  "--expect"))
+                                  "--expect", output))
     return answers
 
 
@@ -146,14 +218,20 @@ def read_answers(tape: Tape, path: str, text: str | None = None) -> tuple[list[A
     if text is None:
         if not os.path.isfile(path):
             raise InputError(f"--answers {path}: no such file")
+        from ..session import MAX_FORMULA_BYTES
+
         try:
             with open(path, encoding="utf-8-sig") as fh:
-                text = fh.read()
+                text = fh.read(MAX_FORMULA_BYTES + 1)  # characters: /dev/zero stops here
+            if len(text) > MAX_FORMULA_BYTES:
+                raise InputError(f"--answers {path} is more than {MAX_FORMULA_BYTES >> 20} MB: "
+                                 "gradcli reads answers files up to that size")
         except (OSError, UnicodeDecodeError) as exc:
             raise InputError(f"--answers {path}: cannot read it ({exc})") from None
     stripped = text.lstrip()
     if path.lower().endswith(".json") or stripped.startswith(("{", "[")):
         try:
+            check_json_depth(text, f"--answers {path}")
             doc = json.loads(text)
         except ValueError as exc:
             raise InputError(f"--answers {path}: not valid JSON ({exc})") from None

@@ -5,6 +5,7 @@ people read are built from these under `gradcli/render/` (checkwords.py)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 import numpy as np
 
@@ -23,9 +24,13 @@ class Tolerance:
     rtol: float = DEFAULT_RTOL
     atol: float = DEFAULT_ATOL
     places: int | None = None
+    rounding: bool = False  # accept an answer that is right to the decimals written (0.39)
+    exact: bool = False  # --exact: rational answers and values compare as fractions
 
     def close(self, answer, correct) -> bool:
         """Whether a hand answer matches the correct value (elementwise for tensors)."""
+        if self.exact and type(answer) is Fraction and type(correct) is Fraction:
+            return answer == correct
         a = np.asarray(answer, dtype=np.float64)
         c = np.asarray(correct, dtype=np.float64)
         if a.shape != c.shape:
@@ -92,6 +97,28 @@ class Answer:
     answer: object  # np.float64 or an array
     text: str  # as written
     source: str  # where it came from: --expect, --expect-node, FILE:LINE
+    output: int | None = None  # which output's gradient (`f2.x`); None: the only one, or all
+    formula: object = None  # a formula answer (`x=2*x*sin(x)`): its parsed Tape
+
+
+@dataclass(slots=True)
+class FormulaCheck:
+    """A formula answer compared with the true partial at the point and at points around it."""
+
+    points_checked: int  # points where both were finite and compared
+    skipped: int  # points drawn where either was not finite (a pole), left out
+    differs_at: dict | None = None  # {"at": point, "yours": v, "correct": v}: the first miss
+    seed: int | None = None
+    exact: bool = False  # compared as fractions
+
+
+@dataclass(slots=True)
+class PathSearch:
+    """How far the search for a slip several steps back went."""
+
+    sites: int  # (node, input) pairs on the paths from the output that were tried
+    capped: bool = False  # stopped at the cap: a slip further back was not looked for
+    limit: int = 0
 
 
 @dataclass(slots=True)
@@ -99,10 +126,12 @@ class Slip:
     """The likely mistake behind a wrong answer, as data: `render.checkwords.slip_message` words it.
 
     kind: sign_flipped, fanout_not_summed, missing_upstream, missing_local, wrong_gate,
-    other_input, swapped, propagated, rounded. `rule` says which variant (for wrong_gate, the
-    rule used: `add_on_mul`, `mul_on_add`, `add_on_sub`, `mul_on_div`, `route`, or the op whose
-    value was computed instead; for sign_flipped: `value`, `grad` or `contribution`; for swapped
-    and rounded, see `numbers`). `numbers` holds the values the sentence quotes."""
+    wrong_rule, other_input, swapped, propagated, rounded, wrong_shape, transposed. `rule` says
+    which variant (for wrong_gate, the rule used: `add_on_mul`, `mul_on_add`, `add_on_sub`,
+    `mul_on_div`, `route`, or the op whose value was computed instead; for sign_flipped:
+    `value`, `grad`, `contribution` or `local` (a node further back); `path` for a slip found by
+    the search several steps back; for wrong_rule the replacement's key in slips.RULES).
+    `numbers` holds the values the sentence quotes."""
 
     kind: str
     node: int  # the graded node
@@ -120,6 +149,9 @@ class Grade:
     correct: object
     ok: bool
     slip: Slip | None = None
+    rounded: int | None = None  # right to this many decimals (as written), not to rtol
+    formula: FormulaCheck | None = None  # for a formula answer
+    search: PathSearch | None = None  # for a wrong gradient: the path search's extent
 
     @property
     def node(self) -> int:

@@ -18,59 +18,130 @@ from .. import engine
 from ..errors import InputError
 from ..ops import OPS
 from ..tape import Tape
-from .report import Answer, Grade, Slip, Tolerance
+from .report import EPS, Answer, Grade, PathSearch, Slip, Tolerance
 
 _DECIMALS = re.compile(r"[+-]?\d*\.(\d+)")
 
 
-def grade(result, answers: Sequence[Answer], tol: Tolerance | None = None) -> list[Grade]:
+def grade(result, answers: Sequence[Answer], tol: Tolerance | None = None,
+          exact=None) -> list[Grade]:
     """Mark each answer right or wrong; name the likely slip behind each wrong one. A later
-    answer for the same node and kind replaces an earlier one."""
+    answer for the same node, kind and output replaces an earlier one. `exact` is the same
+    result computed with fractions (--exact): its values are the correct ones shown."""
     tol = tol or Tolerance()
     tape: Tape = result.tape
-    if len(tape.outputs) > 1 and answers:
-        raise InputError("grading hand answers needs a formula with one output; this one has "
-                         f"{len(tape.outputs)}")
-    latest: dict[tuple[int, str], Answer] = {}
+    latest: dict[tuple[int, str, int | None], Answer] = {}
     for a in answers:
         if a.kind == "grad" and not result.active[a.node]:
             raise InputError(f"{a.source}: `{tape.label(a.node, 40)}` (node #{a.node}) is a "
                              "constant: it has no gradient")
-        latest.pop((a.node, a.kind), None)
-        latest[(a.node, a.kind)] = a
-    given_values = {n: a.answer for (n, k), a in latest.items() if k == "value"}
-    given_grads = {n: a.answer for (n, k), a in latest.items() if k == "grad"}
-    consumers = _consumers(tape) if any(k == "grad" for (_, k) in latest) else None
+        latest.pop((a.node, a.kind, a.output), None)
+        latest[(a.node, a.kind, a.output)] = a
+    given_values = {n: a.answer for (n, k, _), a in latest.items() if k == "value"}
+    given_grads = {n: a.answer for (n, k, o), a in latest.items()
+                   if k == "grad" and a.formula is None and o in (None, 0)}
+    consumers = _consumers(tape) if any(k == "grad" for (_, k, _) in latest) else None
     grades = []
     for a in latest.values():
-        if a.kind == "value":
-            correct = result.values[a.node]
-        else:
-            correct = result.adjoints[0][a.node]
-        g = Grade(a, correct, tol.close(a.answer, correct))
-        if not g.ok:
-            if a.kind == "value":
-                g.slip = _value_slip(result, a, tol, given_values)
-            else:
-                g.slip = _grad_slip(result, a, tol, consumers, given_grads)
-            if g.slip is None:
-                g.slip = _rounded(a, correct, tol)
-        grades.append(g)
-    grades.sort(key=lambda g: (g.node, g.kind != "value"))
+        if a.formula is not None:
+            continue  # graded at many points: check.formulas
+        grades.append(grade_one(result, a, tol, consumers, given_values, given_grads, exact))
+    grades.sort(key=lambda g: (g.node, g.kind != "value", g.answer.output or 0))
     return grades
 
 
+def correct_for(result, a: Answer, exact=None):
+    """The correct value for an answer: the node's value, its gradient (of output `a.output`),
+    or, for a formula with several outputs and no output named, the Jacobian column."""
+    src = exact if exact is not None else result
+    if a.kind == "value":
+        return src.values[a.node]
+    if a.output is not None or len(result.tape.outputs) == 1:
+        return src.adjoints[a.output or 0][a.node]
+    with np.errstate(all="ignore"):
+        return np.stack([np.asarray(adj[a.node], dtype=np.float64) for adj in result.adjoints])
+
+
+def grade_one(result, a: Answer, tol: Tolerance, consumers=None, given_values=None,
+              given_grads=None, exact=None) -> Grade:
+    """One answer graded, with its slip when it is wrong."""
+    correct = correct_for(result, a, exact)
+    g = Grade(a, correct, tol.close(a.answer, correct))
+    if g.ok:
+        return g
+    if np.shape(a.answer) != np.shape(correct):
+        g.slip = shape_slip(result, a, correct, tol)
+        return g
+    if tol.rounding and tol.places is None:
+        d = _written_places(a, correct, tol)
+        if d is not None:
+            g.ok, g.rounded = True, d
+            return g
+    several = len(result.tape.outputs) > 1 and a.output is None
+    if a.kind == "value":
+        g.slip = _value_slip(result, a, tol, given_values or {})
+    elif not several:
+        if consumers is None:
+            consumers = _consumers(result.tape)
+        g.slip, g.search = _grad_slip(result, a, tol, consumers, given_grads or {},
+                                      a.output or 0)
+    if g.slip is None:
+        g.slip = _rounded(a, correct, tol)
+    return g
+
+
+def shape_slip(result, a: Answer, correct, tol: Tolerance) -> Slip:
+    """An answer of the wrong shape: the transpose of the right one, or simply another shape."""
+    ans, want = np.shape(a.answer), np.shape(correct)
+    numbers = {"yours": ans, "shape": want, "several": len(result.tape.outputs) > 1
+               and a.output is None and a.kind == "grad"}
+    if len(ans) == 2 and ans[::-1] == want:
+        transposed = np.transpose(np.asarray(a.answer, dtype=np.float64))
+        if tol.close(transposed, correct) or (tol.rounding and _written_places(
+                Answer(a.node, a.kind, transposed, "", ""), correct, tol, a.text, True)):
+            return Slip("transposed", a.node, numbers=numbers)
+    return Slip("wrong_shape", a.node, numbers=numbers)
+
+
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def _written_places(a: Answer, correct, tol: Tolerance, text: str | None = None,
+                    transposed: bool = False) -> int | None:
+    """When the answer is the correct value rounded to the decimals written (0.39 for
+    0.393224; each element of a tensor to its own), how many decimals (the fewest written);
+    None when it is not, or when nothing was rounded. Numbers written without a decimal point,
+    and answers that are formulas of numbers (pi/4), must be right to rtol."""
+    tokens = _NUMBER.findall(text if text is not None else a.text)
+    ans = np.asarray(a.answer, dtype=np.float64)
+    cor = np.asarray(correct, dtype=np.float64)
+    if len(tokens) != ans.size or ans.shape != cor.shape:
+        return None
+    places = np.array([len(t.split(".")[1].split("e")[0].split("E")[0]) if "." in t and
+                       "e" not in t.lower() else -1 for t in tokens], dtype=float)
+    places = places.reshape(ans.shape[::-1]).T if transposed else places.reshape(ans.shape)
+    with np.errstate(all="ignore"):
+        diff = np.abs(ans - cor)
+        limit_r = tol.rtol * np.maximum(np.abs(ans), np.abs(cor)) + tol.atol
+        limit_d = np.where(places >= 0, 0.5 * 10.0 ** -np.maximum(places, 0) * (1 + 1e-9)
+                           + 4 * EPS * np.abs(cor), -1.0)
+        exact_ok = diff <= limit_r
+        rounded_ok = diff <= limit_d
+        if not np.all(np.isfinite(ans) & np.isfinite(cor) & (exact_ok | rounded_ok)):
+            return None
+        used = rounded_ok & ~exact_ok
+    if not np.any(used):
+        return None
+    return int(np.min(places[used]))
+
+
 def _rounded(a: Answer, correct, tol: Tolerance) -> Slip | None:
-    """An answer written with d decimals that is the correct value rounded: suggest --places d."""
-    if tol.places is not None:
+    """An answer that is the correct value rounded to the decimals written, when --rtol (or
+    --places) turned the default acceptance of rounded answers off: say so."""
+    d = _written_places(a, correct, tol)
+    if d is None:
         return None
-    m = _DECIMALS.fullmatch(a.text.strip())
-    if not m:
-        return None
-    d = len(m.group(1))
-    if Tolerance(places=d).close(a.answer, correct):
-        return Slip("rounded", a.node, numbers={"written": a.text.strip(), "places": d})
-    return None
+    return Slip("rounded", a.node, numbers={"written": a.text.strip(), "places": d})
 
 
 def _consumers(tape: Tape) -> list[list[tuple[int, int]]]:
@@ -90,10 +161,21 @@ def _vjp(result, k: int, slot: int, g):
 
 # -- gradients ------------------------------------------------------------------------------------
 
-def _grad_slip(result, a: Answer, tol: Tolerance, consumers, given_grads) -> Slip | None:
-    """The first named slip whose wrong gradient equals the answer."""
+def _grad_slip(result, a: Answer, tol: Tolerance, consumers, given_grads,
+               out: int = 0) -> tuple[Slip | None, PathSearch | None]:
+    """The first named slip whose wrong gradient equals the answer, one step back, else on the
+    paths from the output (with how far that search went)."""
+    slip = _one_step(result, a, tol, consumers, given_grads if out == 0 else {}, out)
+    if slip is not None:
+        return slip, None
+    return path_slip(result, a, tol, given_grads if out == 0 else {}, out)
+
+
+def _one_step(result, a: Answer, tol: Tolerance, consumers, given_grads,
+              out: int = 0) -> Slip | None:
+    """The slips at the answered node's own uses (its consumers' rules)."""
     i = a.node
-    adj = result.adjoints[0]
+    adj = result.adjoints[out]
     correct = adj[i]
     uses = [(k, s) for k, s in consumers[i] if result.active[k] and adj[k] is not None]
 
@@ -121,7 +203,8 @@ def _grad_slip(result, a: Answer, tol: Tolerance, consumers, given_grads) -> Sli
         for k, s, c in contribs:
             if fits(c):
                 return Slip("fanout_not_summed", i, k, numbers={
-                    "contributions": [c2 for _, _, c2 in contribs], "correct": correct})
+                    "contributions": [c2 for _, _, c2 in contribs], "correct": correct,
+                    "taken": c})
     # 4. One contribution computed with a wrong rule.
     for kind in ("wrong_gate", "missing_upstream", "missing_local", "other_input", "swapped"):
         for k, s, c in contribs:
@@ -207,6 +290,185 @@ def _wrong_contributions(result, kind: str, i: int, k: int, slot: int, g):
     return [(w, s) for w, s in out if w is not None]
 
 
+# -- several steps back ---------------------------------------------------------------------------
+
+#: Another rule a student may use for an op's local derivative: op -> [(key, rule(y, *xs), slot)].
+#: Keys are worded in render/checkwords.py (RULE_WORDS). slot None: every input.
+RULES: dict[str, list[tuple[str, object, int | None]]] = {
+    "tanh": [("tanh_no_square", lambda y, a: 1 - y, 0),  # 1 - tanh for 1 - tanh²
+             ("tanh_plus", lambda y, a: 1 + y * y, 0)],  # 1 + tanh²
+    "sigmoid": [("sigmoid_one_minus", lambda y, a: 1 - y, 0),  # 1 - σ for σ(1 - σ)
+                ("sigmoid_itself", lambda y, a: y, 0)],  # σ for σ(1 - σ)
+    "relu": [("relu_value", lambda y, a: y, 0)],  # relu(x) itself for its mask
+    "exp": [("exp_input", lambda y, a: a, 0)],  # x for exp(x)
+    "log": [("log_itself", lambda y, a: y, 0)],  # log x for 1/x
+    "sqrt": [("sqrt_half", lambda y, a: 1 / y, 0)],  # 1/√x for 1/(2√x)
+    "pow": [("pow_no_lower", lambda y, a, b: b * y, 0),  # n·xⁿ for n·xⁿ⁻¹
+            ("pow_no_factor", lambda y, a, b: a ** (b - 1), 0)],  # xⁿ⁻¹ for n·xⁿ⁻¹
+    "sin": [("sin_itself", lambda y, a: y, 0)],  # sin for cos
+    "cos": [("cos_itself", lambda y, a: y, 0)],  # cos for -sin
+    "softplus": [("softplus_itself", lambda y, a: y, 0)],  # softplus for sigmoid
+}
+
+MAX_SITES = 5000  # (node, input) pairs the path search tries, per answer
+MAX_WORK = 5_000_000  # tangent elements it may compute (answer elements × nodes on the path)
+
+
+def _on_path(tape: Tape, i: int, out: int) -> list[bool]:
+    """Nodes that depend on node i and that the output depends on (i and the output too)."""
+    n = len(tape)
+    dep = [False] * n
+    dep[i] = True
+    inputs = tape.inputs
+    for k in range(i + 1, out + 1):
+        dep[k] = any(dep[j] for j in inputs[k])
+    reach = [False] * n
+    reach[out] = True
+    for k in range(out, i - 1, -1):
+        if reach[k]:
+            for j in inputs[k]:
+                reach[j] = True
+    return [d and r for d, r in zip(dep, reach)]
+
+
+def path_slip(result, a: Answer, tol: Tolerance, given_grads, out: int = 0
+              ) -> tuple[Slip | None, PathSearch | None]:
+    """The search several steps back. The student's ∂L/∂i is the right one plus the effect of a
+    single mistake at some node k on a path from the output to i: k's contribution to its input
+    j is dropped, sign-flipped or computed with another rule (or, j being used several times,
+    left out of j's sum). A change δ in ∂L/∂j changes ∂L/∂i by ⟨δ, ∂j/∂i⟩ (the chain rule run
+    forward), so one forward sweep per element of i prices every site at once: the search costs
+    O(size(i) · path) and stops, saying so, past MAX_WORK or MAX_SITES. Also tried: the
+    student's own wrong answer for a node further down the path, carried down correctly."""
+    tape = result.tape
+    i = a.node
+    o = tape.outputs[out]
+    if not (i < o and result.active[i]):
+        return None, None
+    adj = result.adjoints[out]
+    correct = adj[i]
+    on = _on_path(tape, i, o)
+    path = [k for k in range(i, o + 1) if on[k]]
+    size = int(np.size(result.values[i]))
+    if size * len(path) > MAX_WORK:
+        return None, PathSearch(0, True, MAX_WORK)
+    tangents = _tangents(result, i, size)
+
+    def effect(delta, j):
+        """The change in ∂L/∂i from a change δ in ∂L/∂j."""
+        with np.errstate(all="ignore"):
+            d = np.asarray(delta, dtype=np.float64)
+            parts = [float(np.sum(d * np.asarray(t[j], dtype=np.float64))) for t in tangents]
+        return parts[0] if size == 1 and np.ndim(correct) == 0 else np.array(parts).reshape(
+            np.shape(correct))
+
+    def fits(candidate) -> bool:
+        return (candidate is not None and tol.close(a.answer, candidate)
+                and not tol.close(candidate, correct))
+
+    def moved(delta, j):
+        with np.errstate(all="ignore"):
+            return np.asarray(correct, dtype=np.float64) + effect(delta, j)
+
+    # The student's own wrong gradient further down the path, carried down correctly.
+    wrong = [u for u in path if u != i and u in given_grads
+             and np.shape(given_grads[u]) == np.shape(adj[u])
+             and not tol.close(given_grads[u], adj[u])]
+    for u in wrong:
+        if fits(moved(np.asarray(given_grads[u], dtype=np.float64) - adj[u], u)):
+            return Slip("propagated", i, u, "path"), PathSearch(len(wrong))
+    # One node's local derivative dropped, sign-flipped or replaced; one use left out of a sum.
+    sites = []
+    for k in reversed(path):
+        if k == i:
+            continue
+        for slot, j in enumerate(tape.inputs[k]):
+            if on[j]:
+                sites.append((k, slot, j))
+    capped = len(sites) > MAX_SITES
+    sites = sites[:MAX_SITES]
+    uses_on_path: dict[int, int] = {}
+    for k, slot, j in sites:
+        uses_on_path[j] = uses_on_path.get(j, 0) + 1
+    values, partials = result.values, result.partials
+    contribs = {}
+    for k, slot, j in sites:
+        with np.errstate(all="ignore"):
+            contribs[(k, slot)] = engine.contribution(tape, values, partials, k, slot, adj[k])
+    for kind in ("missing_local", "wrong_rule", "sign_flipped", "fanout_not_summed"):
+        for k, slot, j in sites:
+            c = contribs[(k, slot)]
+            if c is None:
+                continue
+            for w, rule, numbers in _path_variants(result, kind, k, slot, j, adj[k], c,
+                                                   uses_on_path):
+                if fits(moved(np.asarray(w, dtype=np.float64) - c, j)):
+                    slip = Slip(kind, i, k, rule, j, numbers)
+                    return slip, PathSearch(len(sites), capped, MAX_SITES)
+    return None, PathSearch(len(sites), capped, MAX_SITES)
+
+
+def _tangents(result, i: int, size: int) -> list[list]:
+    """∂node/∂(element e of node i) for every node, one forward sweep per element."""
+    v = result.values[i]
+    shape = np.shape(v)
+    out = []
+    for e in range(size):
+        seed = np.zeros(size)
+        seed[e] = 1.0
+        t = engine.jvp(result.tape, result.values, result.partials,
+                       {i: seed.reshape(shape)[()] if shape else np.float64(1.0)})
+        out.append([np.zeros(np.shape(result.values[m]))[()] if x is None else x for m, x in
+                    enumerate(t)])
+    return out
+
+
+def _path_variants(result, kind: str, k: int, slot: int, j: int, g, c, uses_on_path):
+    """The wrong contributions of node k to its input j under a slip of this kind: (w, rule,
+    numbers) triples."""
+    tape = result.tape
+    op = tape.ops[k]
+    ins = tape.inputs[k]
+    values = result.values
+    shape = np.shape(values[j])
+    ps = result.partials[k]
+
+    def fit(w):
+        with np.errstate(all="ignore"):
+            w = np.asarray(w, dtype=np.float64)
+            if w.shape != shape:
+                try:
+                    w = engine.unbroadcast(np.broadcast_to(
+                        w, np.broadcast_shapes(w.shape, np.shape(values[k]))), shape)
+                except ValueError:
+                    return None
+            return w
+
+    out = []
+    local = None if ps is None else ps[slot]
+    if kind == "missing_local" and ps is not None:
+        w = fit(g)
+        if w is not None:
+            out.append((w, "path", {"local": local, "upstream": g}))
+    elif kind == "sign_flipped":
+        out.append((-np.asarray(c, dtype=np.float64), "local", {"contribution": c}))
+    elif kind == "wrong_rule" and ps is not None:
+        for key, rule, at_slot in RULES.get(op.name, ()):
+            if at_slot is not None and at_slot != slot:
+                continue
+            try:
+                with np.errstate(all="ignore"):
+                    wrong_local = rule(values[k], *[values[m] for m in ins])
+            except (ValueError, TypeError, ZeroDivisionError, OverflowError):
+                continue
+            w = fit(np.asarray(g, dtype=np.float64) * np.asarray(wrong_local, dtype=np.float64))
+            if w is not None:
+                out.append((w, key, {"local": local, "used": wrong_local}))
+    elif kind == "fanout_not_summed" and uses_on_path.get(j, 0) >= 2:
+        out.append((np.zeros(shape), "path", {"term": c}))
+    return out
+
+
 # -- values ---------------------------------------------------------------------------------------
 
 def _value_slip(result, a: Answer, tol: Tolerance, given_values) -> Slip | None:
@@ -246,7 +508,7 @@ def _value_slip(result, a: Answer, tol: Tolerance, given_values) -> Slip | None:
                 try:
                     with np.errstate(all="ignore"):
                         candidate = gate.value(*args)
-                except (ValueError, TypeError):
+                except Exception:  # noqa: BLE001 - a gate that cannot take these inputs
                     continue
                 if fits(candidate):
                     return Slip("wrong_gate", i, rule=gate.name,

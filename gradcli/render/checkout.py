@@ -11,10 +11,10 @@ from rich.table import Table
 from rich.text import Text
 
 from ..check import CheckReport, Grade
-from ..words import fmt
-from .checkwords import (kink_message, slip_message, suspect_message, symbol, tolerance_text,
-                         variable_note)
-from .names import output_name
+from ..words import fmt, plural
+from .checkwords import (formula_message, kink_message, slip_message, suspect_message, symbol,
+                         tolerance_text, variable_note)
+from .names import output_name, output_names
 from .table import print_read_as
 
 RIGHT = "green"
@@ -63,24 +63,40 @@ def answers_table(report: CheckReport, digits: int) -> Table:
     first = report.first_wrong
     for g in report.grades:
         what = (f"value {tape.label(g.node, LABEL_WIDTH)}" if g.kind == "value" else
-                f"∂{out}/∂{symbol(tape, g.node, LABEL_WIDTH)}")
-        verdict = Text("right", style=RIGHT) if g.ok else Text("wrong", style="bold " + WRONG)
+                f"∂{_out(tape, g, out)}/∂{symbol(tape, g.node, LABEL_WIDTH)}")
+        written = g.answer.formula is not None or (g.rounded is not None and g.slip is None)
+        verdict = _verdict_word(g)
         if g is first:
             verdict.append("  ← first wrong", style="bold")
         if g.slip is not None:
             verdict.append(f"  {_short_slip(g)}", style=WRONG)
-        table.add_row(str(g.node), Text(what), Text(fmt(g.answer.answer, digits)),
+        yours = g.answer.text.strip() if written else fmt(g.answer.answer, digits)
+        table.add_row(str(g.node), Text(what), Text(yours),
                       Text(fmt(g.correct, digits)), verdict)
     return table
 
 
 def _short_slip(g: Grade) -> str:
+    s = g.slip
+    if s.kind == "fanout_not_summed" and s.rule == "path":
+        return "a term missing"
     return {"sign_flipped": "sign flipped", "fanout_not_summed": "fan-out not summed",
             "missing_upstream": "upstream gradient missing",
             "missing_local": "local derivative missing", "wrong_gate": "another gate's rule",
-            "other_input": "other input's derivative", "swapped": "upstream and local swapped",
-            "propagated": "follows from an earlier mistake",
-            "rounded": "rounded"}.get(g.slip.kind, g.slip.kind)
+            "wrong_rule": "another rule", "other_input": "other input's derivative",
+            "swapped": "upstream and local swapped",
+            "propagated": "follows from an earlier mistake", "rounded": "rounded",
+            "wrong_shape": "wrong shape", "transposed": "transposed"}.get(s.kind, s.kind)
+
+
+def _verdict_word(g: Grade) -> Text:
+    if not g.ok:
+        return Text("wrong", style="bold " + WRONG)
+    if g.rounded is not None:
+        return Text(f"right to {g.rounded} {plural(g.rounded, 'decimal')}", style=RIGHT)
+    if g.formula is not None:
+        return Text(f"equal at all {g.formula.points_checked} points", style=RIGHT)
+    return Text("right", style=RIGHT)
 
 
 def render_check(console: Console, report: CheckReport, digits: int = 6) -> None:
@@ -109,14 +125,15 @@ def render_check(console: Console, report: CheckReport, digits: int = 6) -> None
         console.print()
         console.print(Text(f"your answers ({tolerance_text(report.tolerance)})", style="dim"))
         console.print(answers_table(report, digits))
-        wrong = [g for g in report.grades if not g.ok]
-        out = output_name(tape)
-        for g in wrong:
-            if g.slip is None:
-                continue
-            line = Text(f"  #{g.node} {_what(report, g)}: ", style="bold")
-            line.append(slip_message(g.slip, tape, out))
-            console.print(line)
+        for g in report.grades:
+            if g.formula is not None:
+                line = Text(f"  #{g.node} {_what(report, g)}: ", style="bold")
+                line.append(formula_message(g, tape, _out(tape, g)))
+                console.print(line)
+            if not g.ok and g.slip is not None:
+                line = Text(f"  #{g.node} {_what(report, g)}: ", style="bold")
+                line.append(slip_message(g.slip, tape, _out(tape, g)))
+                console.print(line)
         first = report.first_wrong
         if first is not None:
             if first.kind == "value":
@@ -138,30 +155,60 @@ def _what(report: CheckReport, g: Grade) -> str:
     tape = report.tape
     if g.kind == "value":
         return f"value of {tape.label(g.node, LABEL_WIDTH)}"
-    return f"∂{output_name(tape)}/∂{symbol(tape, g.node, LABEL_WIDTH)}"
+    return f"∂{_out(tape, g)}/∂{symbol(tape, g.node, LABEL_WIDTH)}"
+
+
+def _out(tape, g: Grade, default: str | None = None) -> str:
+    """The output a gradient answer is for: its name (f2 for `--expect f2.x=...`), the output's
+    own name, or (f1, f2) for a Jacobian column."""
+    if g.answer.output is not None:
+        return output_names(tape)[g.answer.output]
+    if len(tape.outputs) > 1:
+        return "(" + ", ".join(output_names(tape)) + ")"
+    return default or output_name(tape)
 
 
 def verdict(report: CheckReport) -> Text:
-    """The last line: passed or failed, and why."""
+    """The last line: passed or failed. With answers, the headline is the grading; gradcli's own
+    check (its gradient against central differences) is said apart, so a wrong answer never
+    reads as "check failed: the gradient agrees"."""
     vs = report.variables
     bad_vars = [v for v in vs if not v.ok]
     kinks = [v.name for v in vs if v.status == "kink"]
     wrong = [g for g in report.grades if not g.ok]
-    parts = []
+    rtol = report.tolerance.rtol
     if bad_vars:
-        parts.append(f"{len(bad_vars)} of {len(vs)} variable{'s' if len(vs) != 1 else ''} "
-                     "disagree with central differences")
+        own = (f"gradcli's own gradient disagrees with central differences for {len(bad_vars)} "
+               f"of {len(vs)} {plural(len(vs), 'variable')}")
+    elif vs and kinks:
+        own = ("gradcli's own gradient agrees with central differences where a derivative "
+               f"exists; {', '.join(kinks[:5])}{' ...' if len(kinks) > 5 else ''} "
+               f"{'meets' if len(kinks) == 1 else 'meet'} a kink (no derivative there)")
     elif vs:
-        parts.append(f"the gradient agrees with central differences (rtol "
-                     f"{report.tolerance.rtol:g})" if not kinks else
-                     "the gradient agrees with central differences where it exists; "
-                     f"{', '.join(kinks[:5])}{' ...' if len(kinks) > 5 else ''} "
-                     f"{'meets' if len(kinks) == 1 else 'meet'} a kink (no derivative there)")
-    if report.grades:
-        n = len(report.grades)
-        parts.append(f"{len(wrong)} of {n} answer{'s' if n != 1 else ''} wrong" if wrong else
-                     f"all {n} answer{'s' if n != 1 else ''} right")
+        own = f"gradcli's own gradient agrees with central differences (rtol {rtol:g})"
+    else:
+        own = ""
     text = Text("check passed: " if report.ok else "check failed: ",
                 style=("bold " + RIGHT) if report.ok else ("bold " + WRONG))
-    text.append("; ".join(parts) or "nothing to check (the formula has no variables)")
+    if not report.grades:
+        if not vs:
+            text.append("nothing to check (the formula has no variables)")
+        else:
+            text.append(own.replace("gradcli's own gradient", "the gradient"))
+        return text
+    n = len(report.grades)
+    if wrong:
+        text.append(f"{len(wrong)} of {n} {plural(n, 'answer')} wrong")
+    else:
+        rounded = [g.rounded for g in report.grades if g.rounded is not None]
+        text.append(f"all {n} {plural(n, 'answer')} right" if n != 1 else "the answer is right")
+        if rounded:
+            d = min(rounded)
+            text.append(f", to {d} {plural(d, 'decimal')} as written" if len(rounded) == n else
+                        f" ({len(rounded)} of them to {d} {plural(d, 'decimal')}, as written)")
+    if own:
+        text.append("\n")
+        text.append("  gradcli's own check: " + own.replace("gradcli's own gradient",
+                                                            "its gradient"),
+                    style="bold " + WRONG if bad_vars else "dim")
     return text
