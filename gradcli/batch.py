@@ -1,50 +1,66 @@
-"""Batch mode: one formula over many points (`eval --points data.csv`), vectorised with numpy.
+"""Batch mode: one formula over many points (`eval --points FILE`), vectorised with numpy.
 
-The CSV is read in chunks of rows; each chunk is one forward and one reverse sweep over arrays
+The points file (CSV, Parquet, Arrow IPC/Feather, .npz/.npy: gradcli/columnar.py) is read in
+chunks of rows; each chunk is one forward sweep and one reverse sweep per output over arrays
 (every variable a column), so memory stays bounded by the chunk, whatever the file's length.
+Reading runs in a thread of its own, ahead of the sweeps by a chunk or two, so the two cores of
+a small machine are both busy; chunks come out in the file's order.
 """
 
 from __future__ import annotations
 
 import io
-from dataclasses import replace
-from itertools import islice
+import queue
+import threading
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Iterator, Mapping, Sequence
 
 import numpy as np
 
 from . import engine
+from .columnar import CHUNK_ROWS, CsvPoints, open_points
 from .errors import InputError
 from .ops import lookup
-from .points import scalar
 from .tape import Tape
 
 if TYPE_CHECKING:  # pragma: no cover
     from .session import Session
 
-CHUNK_ROWS = 65536
+__all__ = ["CHUNK_ROWS", "Chunk", "CsvPoints", "Plan", "batch", "check_batchable", "per_row",
+           "plan_for", "prefetch", "run_batch", "sweep"]
 
 
 class Chunk:
-    """One block of rows: their values and gradients, and where they came from."""
+    """One block of rows: their values and gradients (per output), the input columns kept,
+    and where they came from."""
 
-    __slots__ = ("first_line", "value", "grads", "chars_read")
+    __slots__ = ("first_line", "first_row", "values", "jacobian", "kept", "chars_read")
 
-    def __init__(self, first_line: int, value, grads: dict, chars_read: int):
+    def __init__(self, first_line: int, values: list, jacobian: list, chars_read: int,
+                 first_row: int = 1, kept: dict | None = None):
         self.first_line = first_line
-        self.value = value
-        self.grads = grads
+        self.first_row = first_row
+        self.values = values
+        self.jacobian = jacobian
+        self.kept = kept or {}
         self.chars_read = chars_read
 
+    @property
+    def value(self):
+        """The first output's values (the only one of a one-output formula)."""
+        return self.values[0]
+
+    @property
+    def grads(self) -> dict:
+        """The first output's gradient columns, by variable."""
+        return self.jacobian[0]
+
     def __len__(self) -> int:
-        return len(self.value)
+        return len(self.values[0])
 
 
 def check_batchable(tape: Tape, fixed: Mapping[str, object]) -> None:
-    """Batch mode vectorises element by element: one output, elementwise ops, scalar values."""
-    if len(tape.outputs) != 1:
-        raise InputError("batch mode (--points) takes a formula with one output; this one has "
-                         f"{len(tape.outputs)}")
+    """Batch mode vectorises element by element: elementwise ops, scalar values."""
     for op in {op.name: op for op in tape.ops}.values():
         if not op.elementwise:
             raise InputError(f"batch mode (--points) evaluates each row on its own, so it takes "
@@ -60,124 +76,102 @@ def check_batchable(tape: Tape, fixed: Mapping[str, object]) -> None:
                              f"vector literal `{tape.expr(i, 30)}`")
 
 
-class CsvPoints:
-    """A CSV file of points: a header of variable names, then one row of numbers per point."""
+@dataclass
+class Plan:
+    """Everything a chunk's sweeps need, small and picklable (Dask ships it to each worker
+    once): the per-row tape, the --at values standing in for missing columns, the --wrt names."""
 
-    def __init__(self, path: str, stream: io.TextIOBase | None = None):
-        self.path = path
-        self.fh = stream if stream is not None else _open(path)
-        self.line = 0
-        header = self._next_line()
-        while header is not None and not header.strip():
-            header = self._next_line()
-        if header is None:
-            raise InputError(f"{path} is empty: the first line must name the variables, "
-                             "as in x,y,z")
-        header = header.lstrip("\ufeff")
-        self.columns = [c.strip() for c in header.rstrip("\r\n").split(",")]
-        for k, name in enumerate(self.columns):
-            if not name.isidentifier():
-                raise InputError(f"{path} line {self.line}: column {k + 1} of the header, "
-                                 f"{name!r}, is not a variable name")
-        seen = set()
-        for name in self.columns:
-            if name in seen:
-                raise InputError(f"{path} line {self.line}: the header names {name} twice")
-            seen.add(name)
-        self.rows_read = 0
-        self.chars_read = len(header)
+    tape: Tape
+    fixed: dict
+    wrt: list
+    flags: list
 
-    def _next_line(self) -> str | None:
-        line = self.fh.readline()
-        if not line:
-            return None
-        self.line += 1
-        return line
-
-    def chunks(self, rows: int = CHUNK_ROWS) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
-        """(line number of the chunk's first row, {column: float64 array}) per chunk."""
-        while True:
-            start = self.line + 1
-            lines = list(islice(self.fh, rows))
-            if not lines:
-                break
-            block = self._parse(lines, start)
-            self.line += len(lines)
-            self.chars_read += sum(map(len, lines))
-            if block is not None:
-                yield start, block
-
-    def _parse(self, lines: list[str], start: int) -> dict[str, np.ndarray] | None:
-        kept = [ln for ln in lines if ln.strip()]
-        if not kept:
-            return None
-        ncol = len(self.columns)
-        try:
-            table = np.loadtxt(kept, delimiter=",", dtype=np.float64, ndmin=2, comments=None)
-            if table.shape[1] != ncol:
-                raise ValueError("width")
-        except ValueError:
-            self._find_bad_cell(lines, start)
-            raise  # pragma: no cover - _find_bad_cell always raises
-        self.rows_read += table.shape[0]
-        return {name: table[:, k] for k, name in enumerate(self.columns)}
-
-    def _find_bad_cell(self, lines: Sequence[str], start: int) -> None:
-        ncol = len(self.columns)
-        for offset, ln in enumerate(lines):
-            if not ln.strip():
-                continue
-            cells = ln.rstrip("\r\n").split(",")
-            where = f"{self.path} line {start + offset}"
-            if len(cells) != ncol:
-                raise InputError(f"{where} has {len(cells)} cells; the header has {ncol}")
-            for name, cell in zip(self.columns, cells):
-                if not cell.strip():
-                    raise InputError(f"{where}, column {name}: the cell is empty")
-                try:
-                    scalar(name, cell)
-                    float(cell)
-                except (InputError, ValueError):
-                    raise InputError(f"{where}, column {name}: {cell.strip()[:40]!r} is not a "
-                                     "number") from None
-        raise InputError(f"{self.path}: a row near line {start} cannot be read")
+    @property
+    def needs(self) -> list[str]:
+        """The columns the sweeps read from the file."""
+        return [n for n in self.tape.variables if n not in self.fixed]
 
 
-def _open(path: str):
-    try:
-        return open(path, encoding="utf-8", newline="")
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror}") from None
-
-
-def run_batch(tape: Tape, points: CsvPoints, fixed: Mapping[str, object],
-              wrt: Sequence[str], rows: int = CHUNK_ROWS) -> Iterator[Chunk]:
-    """Values and gradients for every row, one chunk at a time (checked before the first)."""
+def plan_for(tape: Tape, columns: Sequence[str], fixed: Mapping[str, object],
+             wrt: Sequence[str], path: str) -> Plan:
+    """Check the formula against the file's columns and make its Plan."""
     check_batchable(tape, fixed)
-    missing = [n for n in tape.variables if n not in points.columns and n not in fixed]
+    missing = [n for n in tape.variables if n not in columns and n not in fixed]
     if missing:
         them = "it" if len(missing) == 1 else "them"
-        raise InputError(f"{points.path} has no column for {', '.join(missing[:5])}, and --at "
+        raise InputError(f"{path} has no column for {', '.join(missing[:5])}, and --at "
                          f"gives no value for {them}")
-    return _chunks(tape, points, fixed, wrt, rows)
+    tape = per_row(tape)
+    given = {n: float(fixed[n]) for n in tape.variables if n not in columns}
+    return Plan(tape, given, list(wrt), engine.active(tape, wrt))
 
 
-def batch(s: "Session", path: str, stream: io.TextIOBase | None = None) -> Iterator[Chunk]:
-    """`eval --points FILE` for a loaded formula: open the CSV (or `stream`), add the warnings
+def sweep(plan: Plan, block: Mapping[str, np.ndarray], n: int) -> tuple[list, list]:
+    """One chunk: (values per output, [{variable: gradient column}] per output)."""
+    tape = plan.tape
+    point = {name: block[name] for name in tape.variables if name in block}
+    for name, v in plan.fixed.items():  # a full column, so each row keeps its own gradient
+        point[name] = np.full(n, v, dtype=np.float64)
+    values = engine.forward(tape, point)
+    partials = engine.local_partials(tape, values, flags=plan.flags)
+    outs, jacobian = [], []
+    for out in tape.outputs:
+        value = np.broadcast_to(values[out], (n,))
+        adj = engine.backward(tape, values, partials, plan.flags, out)
+        grads = {}
+        for name in plan.wrt:
+            g = adj[tape.variables[name]]
+            grads[name] = np.broadcast_to(np.zeros(n) if g is None else g, (n,))
+        outs.append(value)
+        jacobian.append(grads)
+    return outs, jacobian
+
+
+def run_batch(tape: Tape, points, fixed: Mapping[str, object], wrt: Sequence[str],
+              rows: int = CHUNK_ROWS, keep: Sequence[str] = ()) -> Iterator[Chunk]:
+    """Values and gradients for every row, one chunk at a time (checked before the first)."""
+    plan = plan_for(tape, points.columns, fixed, wrt, points.path)
+    if hasattr(points, "want"):  # columnar files: read only the columns needed
+        points.want(list(dict.fromkeys(plan.needs + list(keep))))
+    return _chunks(plan, points, rows, list(keep))
+
+
+def keep_columns(keep: str | None, columns: Sequence[str], path: str) -> list[str]:
+    """--keep (every column: '*') or --keep x,y: the input columns to copy, checked."""
+    if keep is None:
+        return []
+    if keep.strip() in ("*", ""):
+        return list(columns)
+    names = [k.strip() for k in keep.split(",") if k.strip()]
+    unknown = [k for k in names if k not in columns]
+    if unknown:
+        raise InputError(f"--keep {', '.join(unknown)}: {path} has no such column (it has "
+                         f"{', '.join(list(columns)[:8])})")
+    return list(dict.fromkeys(names))
+
+
+def batch(s: "Session", path: str, stream: io.TextIOBase | None = None,
+          keep: str | None = None, rows: int = CHUNK_ROWS) -> Iterator[Chunk]:
+    """`eval --points FILE` for a loaded formula: open the file (or `stream`), add the warnings
     about its columns to `s.warnings`, check it all, and return the chunks (lazily)."""
     try:
-        reader = CsvPoints(path, stream)
+        reader = open_points(path, stream)
     except UnicodeDecodeError as exc:
         raise _not_utf8(path, exc) from None
+    kept = keep_columns(keep, reader.columns, path)
     shadowed = [n for n in s.point if n in reader.columns]
     if shadowed:
         s.warnings.append(f"--at {', '.join(shadowed)}: {path} has a column of that name, "
                           "which gives the values instead")
-    unused = [c for c in reader.columns if c not in s.tape.variables]
+    unused = [c for c in reader.columns if c not in s.tape.variables and c not in kept]
     if unused:
         s.warnings.append(f"{path}: column{'s' if len(unused) > 1 else ''} "
                           f"{', '.join(unused[:5])} not used by the formula")
-    return _utf8(run_batch(s.tape, reader, s.point, s.wrt), path)
+    idle = [n for n in s.point if n not in s.tape.variables and n not in reader.columns]
+    if idle:  # as one point's run says it
+        s.warnings.append(f"--at {', '.join(idle[:5])}: not used by the formula; "
+                          f"{'its value is' if len(idle) == 1 else 'their values are'} ignored")
+    return _utf8(run_batch(s.tape, reader, s.point, s.wrt, rows, kept), path)
 
 
 def _utf8(chunks: Iterator[Chunk], path: str) -> Iterator[Chunk]:
@@ -205,27 +199,53 @@ def per_row(tape: Tape) -> Tape:
     return replace(tape, ops=ops)
 
 
-def _chunks(tape: Tape, points: CsvPoints, fixed: Mapping[str, object], wrt: Sequence[str],
-            rows: int) -> Iterator[Chunk]:
-    tape = per_row(tape)
-    fixed_names = [n for n in fixed if n in tape.variables and n not in points.columns]
-    flags = engine.active(tape, wrt)
-    out = tape.outputs[0]
+def _chunks(plan: Plan, points, rows: int, keep: list[str]) -> Iterator[Chunk]:
     any_rows = False
-    for start, block in points.chunks(rows):
+    row = 1
+    for start, block in prefetch(points.chunks(rows)):
         n = len(next(iter(block.values())))
-        point = {name: block[name] for name in tape.variables if name in block}
-        for name in fixed_names:  # a full column, so each row keeps its own gradient
-            point[name] = np.full(n, fixed[name], dtype=np.float64)
-        values = engine.forward(tape, point)
-        partials = engine.local_partials(tape, values, flags=flags)
-        values[out] = np.broadcast_to(values[out], (n,))
-        adj = engine.backward(tape, values, partials, flags, out)
-        grads = {}
-        for name in wrt:
-            g = adj[tape.variables[name]]
-            grads[name] = np.broadcast_to(np.zeros(n) if g is None else g, (n,))
+        values, jacobian = sweep(plan, block, n)
         any_rows = True
-        yield Chunk(start, values[out], grads, points.chars_read)
+        yield Chunk(start, values, jacobian, points.done, row, {k: block[k] for k in keep})
+        row += n
     if not any_rows:
         raise InputError(f"{points.path} has a header but no rows of numbers")
+
+
+_END = object()
+
+
+def prefetch(items: Iterator, depth: int = 2) -> Iterator:
+    """The items of `items`, produced by a thread of its own up to `depth` ahead (the readers
+    parse in native code without the GIL, so reading overlaps the sweeps); same order, and an
+    error in the thread is raised here, where the item would have been."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        q.put((True, item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put((True, _END))
+        except BaseException as exc:  # handed to the consumer, raised there
+            q.put((False, exc))
+
+    thread = threading.Thread(target=produce, name="gradcli-read", daemon=True)
+    thread.start()
+    try:
+        while True:
+            ok, item = q.get()
+            if not ok:
+                raise item
+            if item is _END:
+                return
+            yield item
+    finally:
+        stop.set()

@@ -102,7 +102,7 @@ def test_json_lines_output_equals_row_by_row_evaluate():
     assert len(lines) == len(points)
     for k, (line, at) in enumerate(zip(lines, points), start=1):
         doc = json.loads(line, parse_constant=_reject)
-        assert set(doc) == {"row", "value", "gradient"}
+        assert set(doc) == {"schema_version", "row", "value", "gradient"}
         assert doc["row"] == k
         expected = evaluate(NEURON, at=at)
         assert list(doc["gradient"]) == list(expected.gradient)
@@ -310,10 +310,14 @@ def test_tensor_formula_is_refused(tmp_path):
     assert "batch" in msg
 
 
-def test_several_outputs_are_refused(tmp_path):
-    path = write(tmp_path, "p.csv", "a,b\n1,2\n")
-    msg = fails("eval", "a*b, a+b", "--points", path)
-    assert "batch" in msg and "one output" in msg and "2" in msg
+def test_several_outputs_get_a_column_each(tmp_path):
+    """Several outputs are no longer refused (issue 13): f1, d_f1_a, ..., against evaluate."""
+    path = write(tmp_path, "p.csv", "a,b\n1,2\n-3,0.5\n")
+    header, rows = parse_csv_output(ok("eval", "a*b, a+b", "--points", path).stdout)
+    assert header == ["f1", "d_f1_a", "d_f1_b", "f2", "d_f2_a", "d_f2_b"]
+    for got, (a, b) in zip(rows, [(1, 2), (-3, 0.5)]):
+        r = evaluate("a*b, a+b", at={"a": a, "b": b})
+        assert got == [r.value[0], *r.jacobian[0].values(), r.value[1], *r.jacobian[1].values()]
 
 
 def test_tensor_at_value_is_refused(tmp_path):
