@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from typing import Iterable, Mapping
 
+from . import descend as _descend
 from . import result as _core
 from .check import report as _report
 from .session import load
 
-__all__ = ["evaluate", "check", "Result", "CheckReport", "Node"]
+__all__ = ["evaluate", "check", "descend", "Result", "CheckReport", "Descent", "Explanation",
+           "Node"]
 
 Node = _core.Node
 
@@ -29,6 +31,93 @@ class Result(_core.Result):
 
         return eval_json(self)
 
+    def __repr__(self) -> str:
+        """Short: the value, the gradient and how many nodes (the nodes are in .nodes)."""
+        from .render.names import output_names
+        from .words import fmt
+
+        outs = output_names(self.tape)
+        if len(outs) == 1:
+            grad = _items(self.gradient, 8)
+        else:
+            grad = "[" + ", ".join(_items(row, 4) for row in self.jacobian) + "]"
+        value = self.value
+        value = fmt(value if not isinstance(value, list) else [_np(v) for v in value], 6)
+        return (f"<gradcli Result {', '.join(outs)} = {value}, gradient {grad}, "
+                f"{len(self.tape)} nodes>")
+
+    def _repr_html_(self) -> str:
+        """In Jupyter: value and gradient, the circuit (with Graphviz), the coloured nodes."""
+        from .render.html import result_fragment
+
+        return result_fragment(self)
+
+    def explain(self, digits: int = 6, max_steps: int = 200) -> "Explanation":
+        """The chain rule written out (eval --explain): text, or LaTeX in Jupyter."""
+        return Explanation(self, digits, max_steps)
+
+
+class NumpyResult(Result):
+    """A Result for inputs given as numpy arrays: tensor values and gradients are arrays."""
+
+    __slots__ = ()
+
+    @property
+    def value(self):
+        vals = [_array_out(self.values[o]) for o in self.outputs]
+        return vals[0] if len(vals) == 1 else vals
+
+    @property
+    def jacobian(self) -> list[dict]:
+        return [{name: _array_out(adj[self.tape.variables[name]]) for name in self.wrt}
+                for adj in self.adjoints]
+
+
+class Explanation:
+    """`r.explain()`: the backward pass node by node; str() is text, Jupyter shows LaTeX."""
+
+    def __init__(self, result, digits: int = 6, max_steps: int = 200):
+        self.result, self.digits, self.max_steps = result, digits, max_steps
+
+    def __str__(self) -> str:
+        from .render.explain import plain_text
+
+        return plain_text(self.result, self.digits, self.max_steps)
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _repr_latex_(self) -> str:
+        from .render.explain import latex
+
+        return latex(self.result, self.digits, self.max_steps)[0]
+
+
+def _np(v):
+    import numpy as np
+
+    return np.asarray(v) if isinstance(v, list) else v
+
+
+def _items(d: Mapping, most: int) -> str:
+    from .words import fmt
+
+    shown = [f"{k}: {fmt(_np(v), 6)}" for k, v in list(d.items())[:most]]
+    if len(d) > most:
+        shown.append(f"… {len(d) - most} more")
+    return "{" + ", ".join(shown) + "}"
+
+
+def _array_out(v):
+    """A value for the API: numpy arrays stay arrays (a copy), scalars are floats."""
+    import numpy as np
+
+    if v is None or type(v).__name__ == "Fraction":
+        return v
+    if isinstance(v, np.ndarray) and v.ndim:
+        return v.copy()
+    return float(v)
+
 
 class CheckReport(_report.CheckReport):
     """What `check` finds (see `gradcli.check.report.CheckReport`), with its JSON document."""
@@ -40,6 +129,79 @@ class CheckReport(_report.CheckReport):
         from .render.jsonout import check_json
 
         return check_json(self)
+
+    def __repr__(self) -> str:
+        verdict = "ok" if self.ok else "not ok"
+        parts = [f"{v.name} {v.status}" for v in self.variables[:8]]
+        if len(self.variables) > 8:
+            parts.append(f"… {len(self.variables) - 8} more")
+        wrong = sum(1 for g in self.grades if not g.ok)
+        answers = f"; {wrong} of {len(self.grades)} answers wrong" if self.grades else ""
+        return f"<gradcli CheckReport {verdict}: {', '.join(parts)}{answers}>"
+
+    def _repr_html_(self) -> str:
+        """In Jupyter: the verdicts, as in the HTML report."""
+        from .render.html import check_fragment
+
+        return check_fragment(self)
+
+
+class Descent(_descend.Trajectory):
+    """What `descend` keeps of a descent (see `gradcli.descend.Trajectory`), for notebooks."""
+
+    wrt: list
+    optimizer: str
+    lr: float
+    text: str
+
+    def __repr__(self) -> str:
+        from .words import fmt
+
+        first, final = self.steps[0] if self.steps else None, self.final
+        if final is None:
+            return f"<gradcli Descent {self.optimizer}: {self.message}>"
+        at = ", ".join(f"{n} = {fmt(_np(_array_out(final.params[n])), 4)}" for n in self.wrt[:6])
+        return (f"<gradcli Descent {self.optimizer}, lr {self.lr:g}: loss "
+                f"{fmt(first.loss, 4)} -> {fmt(final.loss, 4)} at step {final.step}; {at}>")
+
+    def _repr_html_(self) -> str:
+        """In Jupyter: the picture (with matplotlib) and the first and last steps."""
+        from .render.html import trajectory_fragment
+
+        return self.svg(inline=True) + trajectory_fragment(self, self.wrt)
+
+    def plot(self, path: str) -> None:
+        """Draw the descent into `path` (.svg, .png or .pdf), as `descend --plot`."""
+        from .render.plot import Run, draw_descent
+
+        draw_descent([Run(self.optimizer, self.lr, self)], self.wrt, self.text, path,
+                     self._grid())
+
+    def svg(self, inline: bool = False) -> str:
+        """The picture as SVG text ('' when matplotlib is missing and inline is True)."""
+        from .errors import InputError
+        from .render.plot import Run, descent_svg
+
+        try:
+            return descent_svg([Run(self.optimizer, self.lr, self)], self.wrt, self.text,
+                               self._grid())
+        except InputError:
+            if inline:
+                return ""
+            raise
+
+    def _grid(self):
+        from . import surface
+        from .errors import InputError
+        from .render.plot import path_points, scalar_pair
+
+        if not scalar_pair(self, self.wrt):
+            return None
+        box = surface.frame([path_points(self, self.wrt)])
+        try:
+            return surface.loss_grid(self._tape, self._point, self.wrt, box)
+        except InputError:
+            return None
 
 
 def _public(obj, cls):
@@ -61,7 +223,28 @@ def evaluate(text: str, at: Mapping[str, object] | None = None,
     """
     _core.check_options(mode, subgradient)
     session = load(text, at, seed=seed, max_nodes=0, wrt=wrt, exact=exact)
-    return _public(_core.run_session(session, mode=mode, subgradient=subgradient), Result)
+    arrays = any(type(v).__module__ == "numpy" and getattr(v, "ndim", 0)
+                 for v in (at or {}).values())
+    return _public(_core.run_session(session, mode=mode, subgradient=subgradient),
+                   NumpyResult if arrays else Result)
+
+
+def descend(text: str, at: Mapping[str, object] | None = None,
+            wrt: Iterable[str] | None = None, lr: float = 0.1, steps: int = 100,
+            optimizer: str = "sgd", every: int = 1, seed: int | None = None,
+            **options) -> Descent:
+    """Gradient descent on `text` from `at` (θ ← θ − lr·∇L), as `gradcli descend`: the kept
+    steps, the final step and why it stopped. `options`: momentum, beta1, beta2, eps, tol."""
+    session = load(text, at, seed=seed, max_nodes=0)
+    point, names, _ = _descend.starting_point(session.tape, session.point, wrt)
+    traj = _descend.Trajectory(every=every, warnings=list(session.warnings))
+    for record in _descend.descend(session.tape, point, names, lr=lr, steps=steps,
+                                   optimizer=optimizer, **options):
+        traj.add(record)
+    out = _public(traj, Descent)
+    out.wrt, out.optimizer, out.lr, out.text = names, optimizer, lr, session.text
+    out._tape, out._point = session.tape, point
+    return out
 
 
 def check(text: str, at: Mapping[str, object] | None = None, **options) -> CheckReport:
