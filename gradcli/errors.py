@@ -7,18 +7,23 @@ class GradcliError(Exception):
     """A problem with the user's input: shown as one clear message, never a traceback."""
 
     exit_code = 2
+    kind = "input"  # for --json errors: syntax, input, shape, usage or limit
 
     def __init__(self, message: str):
         super().__init__(message)
         self.message = message
 
     def render(self) -> str:
-        """The full text shown to the user (the message, plus any context lines)."""
-        return self.message
+        """The full text shown to the user (the message, plus any context lines), every piece
+        of user text in it inert (words.inert: no control or bidi character reaches a terminal;
+        a newline inside a value is shown as \\n, so a message cannot forge a line)."""
+        return _inert(self.message)
 
 
 class ParseError(GradcliError):
     """A syntax or name error at a place in the formula: rendered with the line and a caret."""
+
+    kind = "syntax"
 
     def __init__(self, message: str, text: str, pos: int, hint: str | None = None):
         super().__init__(message)
@@ -32,16 +37,18 @@ class ParseError(GradcliError):
         where = f"line {self.line}, column {self.column}" if "\n" in self.text.rstrip("\n") else (
             f"column {self.column}"
         )
-        out = [f"syntax error at {where}: {self.message}"]
+        out = [f"syntax error at {where}: {_inert(self.message)}"]
         out.append("  " + src_line)
         out.append("  " + " " * col + "^")
         if self.hint:
-            out.append(self.hint)
+            out.append(_inert(self.hint))
         return "\n".join(out)
 
 
 class ShapeError(ParseError):
     """Tensor shapes that do not fit an operator: shown with a caret under it."""
+
+    kind = "shape"
 
     def render(self) -> str:
         return super().render().replace("syntax error at", "shape error at", 1)
@@ -49,6 +56,27 @@ class ShapeError(ParseError):
 
 class InputError(GradcliError):
     """A bad `--at` value, a missing variable, an unreadable file and the like."""
+
+
+class UsageError(InputError):
+    """Options that do not go together (--explain with --json, --compare without --plot)."""
+
+    kind = "usage"
+
+
+class LimitError(InputError):
+    """Input beyond a size limit (--max-nodes, the formula's bytes)."""
+
+    kind = "limit"
+
+
+def _inert(text: str) -> str:
+    """words.inert (imported only for text that needs it: words imports numpy)."""
+    if text.isprintable():
+        return text
+    from .words import inert
+
+    return inert(text)
 
 
 def line_and_column(text: str, pos: int) -> tuple[int, int]:
@@ -79,7 +107,7 @@ def _source_line(text: str, pos: int) -> tuple[str, int]:
     shown = []
     caret = len(prefix)
     for i, ch in enumerate(line):
-        piece = ch if ch.isprintable() or ch == " " else _escape(ch)
+        piece = ch if ch.isprintable() else _escape(ch)
         if i < col:
             caret += len(piece)
         shown.append(piece)
@@ -89,4 +117,4 @@ def _source_line(text: str, pos: int) -> tuple[str, int]:
 def _escape(ch: str) -> str:
     if ch == "\t":
         return " "
-    return repr(ch)[1:-1]
+    return _inert(ch)

@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Sequence
 
-from .errors import GradcliError, InputError
+from .errors import GradcliError, InputError, LimitError
 
 if TYPE_CHECKING:
     from .tape import Tape
@@ -43,8 +43,34 @@ class Session:
 
 # -- reading the argument (the command line's half) -----------------------------------------------
 
+def formula_path(arg: str) -> str | None:
+    """The file a formula argument names, or None when the argument is the formula itself.
+
+    Only a clear path is a file: one ending in `.grad`, or any path written after an `@` (a
+    formula never starts with '@'). Anything else is the formula, even when a file of that
+    name exists (`a/b` is a divided by b)."""
+    if arg.startswith("@") and len(arg) > 1:
+        return arg[1:]
+    if arg.endswith(".grad"):
+        return arg
+    return None
+
+
+def formula_files(arg: str) -> str | None:
+    """Where the `# at:` lines of the formula `arg` gives may read @files (points.Point's
+    `files`): from a file, only inside its own folder; from stdin, nowhere; typed on the
+    command line, anywhere, as --at may."""
+    from .points import NO_FILES
+
+    if arg == "-":
+        return NO_FILES
+    path = formula_path(arg)
+    return None if path is None else os.path.dirname(os.path.abspath(path))
+
+
 def read_formula(arg: str) -> str:
-    """The formula itself, or the contents of the file it names, or stdin for '-'."""
+    """The formula itself, the contents of the file it names (`f.grad`, `@f.txt`), or stdin for
+    '-'."""
     if arg == "-":
         if hasattr(sys.stdin, "buffer"):
             data = sys.stdin.buffer.read(MAX_FORMULA_BYTES + 1)
@@ -52,31 +78,33 @@ def read_formula(arg: str) -> str:
             data = sys.stdin.read(MAX_FORMULA_BYTES + 1)
         _check_bytes(len(data), "standard input")
         return decode(data, "standard input")
-    looks_like_path = arg.endswith(".grad") or os.sep in arg or "/" in arg
-    if os.path.isfile(arg) and (looks_like_path or "." in arg):
+    path = formula_path(arg)
+    if path is not None and os.path.isfile(path):
         try:
-            with open(arg, "rb") as fh:
+            with open(path, "rb") as fh:
                 data = fh.read(MAX_FORMULA_BYTES + 1)
         except OSError as exc:
-            raise InputError(f"cannot read {arg}: {exc.strerror}") from None
-        _check_bytes(len(data), arg)
-        return decode(data, arg)
-    if arg.endswith(".grad"):
-        raise InputError(f"no such file: {arg}")
+            raise InputError(f"cannot read {path}: {exc.strerror}") from None
+        _check_bytes(len(data), path)
+        return decode(data, path)
+    if path is not None:
+        raise InputError(f"no such file: {path}")
     if len(arg) > MAX_FORMULA_BYTES // 4:  # at most 4 bytes a character: only then count
         _check_bytes(len(arg.encode("utf-8", "surrogateescape")), "the formula")
     return arg
 
 
 def read_stdin(where: str = "standard input") -> str:
-    """All of standard input as text (for `--answers -`)."""
-    return decode(sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read(),
-                  where)
+    """All of standard input as text (for `--answers -`), up to MAX_FORMULA_BYTES."""
+    data = (sys.stdin.buffer.read(MAX_FORMULA_BYTES + 1) if hasattr(sys.stdin, "buffer")
+            else sys.stdin.read(MAX_FORMULA_BYTES + 1))
+    _check_bytes(len(data), where)
+    return decode(data, where)
 
 
 def _check_bytes(size: int, where: str) -> None:
     if size > MAX_FORMULA_BYTES:
-        raise InputError(f"{where} is more than {MAX_FORMULA_BYTES >> 20} MB: gradcli reads "
+        raise LimitError(f"{where} is more than {MAX_FORMULA_BYTES >> 20} MB: gradcli reads "
                          "formulas up to that size")
 
 
@@ -134,23 +162,26 @@ def check_nodes(text: str, max_nodes: int, count: int | None = None) -> None:
     else:
         more = ""
     if count > max_nodes:
-        raise InputError(f"the formula has {more}{count:,} nodes, more than --max-nodes "
+        raise LimitError(f"the formula has {more}{count:,} nodes, more than --max-nodes "
                          f"{max_nodes:,}; raise --max-nodes (0: no limit) to go on")
 
 
 # -- the point and --wrt ---------------------------------------------------------------------------
 
 def read_point(text: str, at: Sequence[str] | Mapping[str, object] | None, seed: int | None,
-               warnings: list[str], exact: bool = False) -> dict:
+               warnings: list[str], exact: bool = False, files: str | None = "",
+               source: str = "the formula") -> dict:
     """The formula's own `# at:` values, then the user's over them: `--at` strings, or (from the
-    API) a mapping of names to numbers, nested lists, arrays or strings."""
+    API) a mapping of names to numbers, nested lists, arrays or strings. `files`: where the
+    `# at:` lines may read @files (points.Point; by default nowhere), `source` names them."""
     from .points import Point, coerce_point, defaults
 
-    reader = Point(seed, exact)
+    reader = Point(seed, exact, files, source)
     try:
         point = reader.parse(defaults(text))
     except GradcliError as exc:
         raise InputError(f"in the formula's '# at:' line: {exc.message}") from None
+    reader.files = None  # the user's own values (--at, the API's mapping) may name any file
     if isinstance(at, Mapping):
         point.update(coerce_point(at, exact))
     else:
@@ -164,16 +195,25 @@ def read_point(text: str, at: Sequence[str] | Mapping[str, object] | None, seed:
 def check_wrt(tape: "Tape", wrt: Iterable[str] | None) -> list[str]:
     """The variables to differentiate with respect to: `wrt` checked against the formula's
     inputs, in order, without repeats (every variable when `wrt` is None)."""
-    from .words import short  # lazily: --help and --version import no numpy
+    from .parse import index_variables
+    from .words import name_key, short  # lazily: --help and --version import no numpy
 
+    indices = index_variables(tape)  # y in s[y]: a whole number, no gradient
     if wrt is None:
-        return list(tape.variables)
+        return [name for name in tape.variables if name not in indices]
     out: list[str] = []
     seen: set[str] = set()
     for name in wrt:
-        name = name.strip()
+        name = name_key(name.strip())
         if not name or name in seen:
             continue
+        if name.startswith("-"):
+            raise InputError(f"--wrt {short(name)}: {short(name)} is an option, not a variable; "
+                             "a formula that starts with '-' and reads as an option (-w, -a, -h) "
+                             "goes after '--', as in: gradcli eval --at w=3 -- -w")
+        if name in indices:
+            raise InputError(f"--wrt {short(name)}: {short(name)} is an index (a whole number "
+                             "read at run time), so it has no gradient")
         if name not in tape.variables:
             shown = short(name)
             if name in tape.bound:
@@ -197,9 +237,11 @@ def check_wrt(tape: "Tape", wrt: Iterable[str] | None) -> list[str]:
 def load(text: str, at: Sequence[str] | Mapping[str, object] | None = None, *,
          seed: int | None = None, max_nodes: int = MAX_NODES,
          wrt: Iterable[str] | None = None, exact: bool = False,
-         limit: Callable[["Tape"], None] | None = None) -> Session:
+         limit: Callable[["Tape"], None] | None = None, files: str | None = "",
+         source: str = "the formula") -> Session:
     """Check the size of `text`, parse it, read the point (`# at:` lines, then `at` over them)
-    and resolve `wrt`.
+    and resolve `wrt`. `files`: the folder the `# at:` lines may read @files from (None: any;
+    "" (points.NO_FILES), the default: none), `source` the file they come from.
 
     `max_nodes` (0: no limit) is checked on the text before parsing and on the tape after.
     A command with a limit of its own (graph: a picture's size) passes `limit`, called with the
@@ -214,11 +256,33 @@ def load(text: str, at: Sequence[str] | Mapping[str, object] | None = None, *,
         check_nodes(text, max_nodes, len(tape))
     else:
         limit(tape)
-    point = read_point(text, at, seed, warnings, exact)
+    point = read_point(text, at, seed, warnings, exact, files, source)
     names = check_wrt(tape, wrt)
     return Session(text, tape, point, names, warnings, seed, exact)
 
 
 def load_arg(arg: str, at: Sequence[str] | None = None, **options) -> Session:
     """`load` for a command-line argument: the formula, a file, or '-' for stdin."""
-    return load(read_formula(arg), at, **options)
+    from .errors import ParseError
+
+    path = formula_path(arg)
+    source = "standard input" if arg == "-" else "the formula" if path is None else path
+    try:
+        s = load(read_formula(arg), at, files=formula_files(arg), source=source, **options)
+        if path is None and _NAME_PATH.fullmatch(arg) and not any(
+                n in s.point for n in s.tape.variables):  # no/such/thing: a path, surely
+            raise InputError(f"no such file: {arg} (read as a formula, it has no value for "
+                             f"{', '.join(s.tape.variables)})")
+        return s
+    except ParseError as exc:
+        if path is None and arg != "-" and not exc.hint and os.path.isfile(arg):
+            exc.hint = (f"{arg} is read as a formula; to read the file of that name, write "
+                        f"@{arg} (or name it .grad)")
+        if path is None and arg != "-" and _PATHLIKE.fullmatch(arg) and not os.path.isfile(arg):
+            raise InputError(f"no such file: {arg}") from None  # samples/neuron.grd
+        raise
+
+
+#: A formula argument that does not parse and reads as a path: a '/' (or '\\') or a file suffix.
+_NAME_PATH = re.compile(r"[^\W\d]\w*(/[^\W\d]\w*)+/?")
+_PATHLIKE = re.compile(r"[^\s]*[/\\][^\s]*|[^\s]*\w\.(?!T)[A-Za-z][A-Za-z0-9]+")

@@ -62,6 +62,10 @@ class Tape:
             text = self.text[s : s + half].rstrip() + "…" + self.text[e - half : e].lstrip()
         if "\n" in text or "\t" in text or "\r" in text:
             text = " ".join(text.split())
+        if not text.isprintable():  # no control or bidi character reaches a terminal
+            from .words import inert
+
+            text = inert(text)
         return text
 
     def label(self, i: int, limit: int = 60) -> str:

@@ -22,6 +22,32 @@ def short(text: str, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def inert(text: str, lines: bool = False) -> str:
+    """`text` safe to reach a terminal: every character that is not printable (C0 and C1
+    controls such as ESC, CR and the CSI byte, DEL, bidi and other format characters such as
+    U+202E, line and paragraph separators) shown as an escape (`\\x1b`, `\\r`, `\\u202e`);
+    the rest unchanged. With `lines`, newlines are kept (a message of several lines). The one
+    place user text is made inert: error messages, warnings, every node's source text (table,
+    explain, tree, DOT, Mermaid) go through it. Idempotent: inert(inert(t)) == inert(t)."""
+    if text.isprintable():  # the usual case, at C speed
+        return text
+    if lines and "\n" in text:
+        return "\n".join(inert(line) for line in text.split("\n"))
+    return "".join(ch if ch.isprintable() else _escaped(ch) for ch in text)
+
+
+_ESCAPES = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+def _escaped(ch: str) -> str:
+    code = ord(ch)
+    if ch in _ESCAPES:
+        return _ESCAPES[ch]
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
 def plural(n: int, word: str) -> str:
     """`word` for one, `word`s for any other count (the count itself is not included)."""
     return word if n == 1 else word + "s"
@@ -139,3 +165,25 @@ def bounded_fraction(text: str) -> Fraction | None:
         return Fraction(text)
     except (ValueError, ZeroDivisionError):
         return None
+
+
+def name_key(name: str) -> str:
+    """A name as gradcli compares it: NFKC-normalised, as Python normalises identifiers, so that
+    `ﬁ` is `fi` and `x₁` is `x1` in the formula, in --at, --wrt and in files alike."""
+    if name.isascii():
+        return name
+    import unicodedata
+
+    return unicodedata.normalize("NFKC", name)
+
+
+def superscript(name: str) -> str | None:
+    """The first superscript character in `name` (x² means a power, never a name), or None."""
+    if name.isascii():
+        return None
+    import unicodedata
+
+    for ch in name:
+        if unicodedata.decomposition(ch).startswith("<super>"):
+            return ch
+    return None

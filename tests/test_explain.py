@@ -41,7 +41,11 @@ def ok(*args: str, input: str | None = None):
 def usage_error(*args: str):
     r = runner.invoke(app, list(args))
     assert r.exit_code == 2, (r.exit_code, r.stdout, r.stderr)
-    assert r.stdout == "" and "Traceback" not in r.stderr
+    assert "Traceback" not in r.stderr
+    if "--json" in args or "json" in args:  # with JSON asked for, the error is JSON too
+        assert json.loads(r.stdout)["error"]["kind"] == "usage"
+    else:
+        assert r.stdout == ""
     return r.stderr
 
 

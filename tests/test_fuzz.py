@@ -504,7 +504,8 @@ def test_descend_never_crashes(run):
                  st.text(max_size=12)))
 def test_schema_command_never_crashes(name):
     result = fuzz_judge(["schema", name])
-    if result.exit_code == 0 and name not in ("-h", "--help"):  # those print the help
+    if result.exit_code == 0 and name.lstrip() not in ("", "-h", "--help", "--"):
+        # (no name, "--" or a help flag print the list or the help, not a schema)
         jsonschema.Draft202012Validator.check_schema(json.loads(result.stdout))
 
 
@@ -627,3 +628,228 @@ def test_the_judge_is_not_vacuous(monkeypatch):
     monkeypatch.undo()
     with pytest.raises(AssertionError):
         _validate("eval", json.dumps({"value": 1}))
+
+
+# -- issue 15, classes 1-3: the environment and the files' contents --------------------------------
+
+_CONTROLS = st.sampled_from(["\x1b[2J", "\x1b]0;t\x07", "\r", "\x9b", "\u202e", "\u2066", "\x07",
+                             "\x7f", "\u2028", "\x08", "\x0b", "\ufeff", "\U000e0041", "\x85"])
+_HOSTILE_TEXT = st.lists(st.one_of(_CONTROLS, st.text(max_size=4)), max_size=6).map("".join)
+
+
+def _terminal_safe(text: str) -> bool:
+    return all(ch.isprintable() or ch == "\n" for ch in text)
+
+
+@st.composite
+def hostile_cache(draw):
+    """A cache folder as an attacker leaves it: pickles, tables, junk, symlinks, at the names
+    gradcli once used and at others; absolute or relative."""
+    kinds = st.sampled_from(["pickle", "json", "junk", "symlink", "folder"])
+    names = st.sampled_from(["lalr-{v}-line.lark", "lalr-{v}-multiline.lark",
+                             "lalr-{v}-line.json", "lalr-{v}-multiline.json", "x.tmp"])
+    files = draw(st.lists(st.tuples(names, kinds, st.binary(max_size=40)), max_size=6))
+    return draw(st.booleans()), files
+
+
+@fuzz_settings(25)
+@given(cache=hostile_cache(),
+       formula=st.sampled_from(["x+y", "q = x*y\nq - x", "(x+\n*", "x+", "[x, y] @ [1, 2]"]))
+def test_a_hostile_cache_folder_changes_nothing(cache, formula, tmp_path_factory):
+    """Whatever sits in XDG_CACHE_HOME (issue 15 class 1), a formula parses to the same tape
+    and nothing there is loaded, followed or written."""
+    import pickle
+
+    import gradcli
+    import gradcli.lalr_fast as fast
+    import gradcli.parse as P
+
+    relative, files = cache
+    home = tmp_path_factory.mktemp("cache")
+    folder = home / "gradcli"
+    folder.mkdir()
+    marker, victim = home / "pwned", home / "victim"
+    victim.write_bytes(b"precious")
+
+    class Plant:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    for name, kind, data in files:
+        path = folder / name.format(v=gradcli.__version__)
+        if path.exists() or path.is_symlink():
+            continue
+        if kind == "pickle":
+            path.write_bytes(b"0\n" + pickle.dumps(Plant()))
+        elif kind == "json":
+            path.write_text(json.dumps({"grammar": "0" * 64, "start": 0, "end": 0,
+                                        "states": {"0": {"NAME": [0]}}}))
+        elif kind == "symlink":
+            path.symlink_to(victim)
+        elif kind == "folder":
+            path.mkdir()
+        else:
+            path.write_bytes(data)
+    before = sorted((p.name, p.is_symlink()) for p in folder.iterdir())
+
+    def parsed():
+        try:
+            tape, _ = P.parse(formula)
+        except GradcliError as exc:
+            return type(exc).__name__
+        return [op.name for op in tape.ops], tape.inputs
+
+    saved = dict(fast._FAST), dict(P._PARSERS)
+    fast._FAST.clear()
+    P._PARSERS.clear()
+    old = os.environ.get("XDG_CACHE_HOME")
+    cwd = os.getcwd()
+    try:
+        os.environ["XDG_CACHE_HOME"] = "." if relative else str(home)
+        os.chdir(home)  # a relative XDG_CACHE_HOME would point here
+        hostile = parsed()
+    finally:
+        os.chdir(cwd)
+        if old is None:
+            os.environ.pop("XDG_CACHE_HOME", None)
+        else:
+            os.environ["XDG_CACHE_HOME"] = old
+        fast._FAST.clear()
+        fast._FAST.update(saved[0])
+        P._PARSERS.clear()
+        P._PARSERS.update(saved[1])
+    assert hostile == parsed()
+    assert not marker.exists() and victim.read_bytes() == b"precious"
+    assert sorted((p.name, p.is_symlink()) for p in folder.iterdir()) == before
+
+
+@fuzz_settings(40)
+@given(comment=_HOSTILE_TEXT, value=_HOSTILE_TEXT, options=st.sampled_from([
+    [], ["--explain"], ["--format", "tree"], ["--mode", "both", "--wrt", "x"],
+    ["--format", "dot"], ["--format", "mermaid"], ["--json"]]))
+def test_control_characters_in_files_never_reach_the_terminal(comment, value, options,
+                                                              tmp_path_factory):
+    """Control, C1 and bidi characters in a formula file's comments, an answers file and a point
+    file (issue 15 class 3) come out escaped, whatever the renderer and whatever the outcome."""
+    folder = tmp_path_factory.mktemp("files")
+    formula = folder / "f.grad"
+    formula.write_text(f"# {comment}\nq = (x # {comment}\n* y)\nlog(q # {comment}\n)\n",
+                       encoding="utf-8", errors="surrogatepass")
+    answers = folder / "a.txt"
+    answers.write_text(f"x grad {value}\nq value 2 # {comment}\n", errors="surrogatepass")
+    point = folder / "p.json"
+    point.write_text(json.dumps({"x": value, "y": 2}))
+    runs = [["eval", str(formula), "--at", "x=1,y=2", *options],
+            ["eval", str(formula), "--at", f"x={value},y=2"],
+            ["eval", str(formula), "--at", f"@{point}"],
+            ["check", str(formula), "--at", "x=1,y=2", "--answers", str(answers)],
+            ["check", str(formula), "--at", "x=1,y=2", "--expect", f"x={value}"],
+            ["graph", str(formula), "--at", "x=1,y=0", "--format", "dot"]]
+    for args in runs:
+        result = runner.invoke(app, args)
+        assert result.exit_code in (0, 1, 2), (args, result.exit_code, result.stderr)
+        assert _terminal_safe(result.stdout), (args, result.stdout)
+        assert _terminal_safe(result.stderr), (args, result.stderr)
+
+
+# -- the environment and the files' contents (issue 15 classes 4-6) --------------------------------
+
+_ENV_ARGS = [
+    ["eval", "(x+y)*z", "--at", "x=-2,y=5,z=-4"],
+    ["eval", "θ*log(x)", "--at", "θ=1,x=0"],  # a warning and a non-Latin-1 name
+    ["eval", "(x+y)*z", "--at", "x=-2,y=5,z=-4", "--json"],
+    ["eval", "(x+y)*z", "--at", "x=-2,y=5,z=-4", "--explain"],
+    ["check", "exp(x)", "--at", "x=709"],
+    ["graph", "(x+y)*z", "--at", "x=1,y=2,z=3"],
+    ["eval", "-", "--at", "x=1"],
+    ["--help"], ["--version"],
+]
+
+
+def _stream(kind: str, fd: int):
+    """(Popen argument, fd to close in the child or None) for one standard stream."""
+    import subprocess
+
+    if kind == "closed":
+        return None, fd
+    if kind == "full":
+        return open("/dev/full", "w" if fd else "r"), None
+    if kind == "null":
+        return subprocess.DEVNULL, None
+    return subprocess.PIPE, None
+
+
+@settings(max_examples=examples(12), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(args=st.sampled_from(_ENV_ARGS),
+       columns=st.one_of(st.none(), st.sampled_from(["0", "00", "1", "7", "80", "²", "-3", "",
+                                                     "99999999999", "abc"])),
+       encoding=st.sampled_from([None, "latin-1", "ascii", "utf-8", "cp1252"]),
+       stdout=st.sampled_from(["pipe", "pipe", "full", "closed"]),
+       stderr=st.sampled_from(["pipe", "pipe", "full", "closed"]),
+       stdin=st.sampled_from(["null", "closed"]),
+       no_color=st.booleans())
+def test_the_environment_never_crashes(args, columns, encoding, stdout, stderr, stdin, no_color):
+    """Whatever COLUMNS, encoding and state of the standard streams: exit 0, 1 (a failed check)
+    or 2 with one line; never a traceback or exit 3; with only stderr gone, the usual result."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "NO_COLOR",
+                                                             "PYTHONIOENCODING")}
+    if columns is not None:
+        env["COLUMNS"] = env["LINES"] = columns
+    if encoding is not None:
+        env["PYTHONIOENCODING"] = encoding
+    if no_color:
+        env["NO_COLOR"] = "1"
+    streams = [_stream(stdin, 0), _stream(stdout, 1), _stream(stderr, 2)]
+    closing = [fd for _, fd in streams if fd is not None]
+    pre = (lambda: [os.close(fd) for fd in closing]) if closing else None
+    proc = subprocess.run([sys.executable, "-m", "gradcli", *args], env=env, timeout=120,
+                          stdin=streams[0][0], stdout=streams[1][0], stderr=streams[2][0],
+                          preexec_fn=pre)
+    for s, _ in streams:
+        if hasattr(s, "close"):
+            s.close()
+    err = (proc.stderr or b"").decode("utf-8", "replace")
+    out = (proc.stdout or b"").decode("utf-8", "replace")
+    assert "Traceback" not in err and "internal error" not in err, (args, err)
+    assert proc.returncode in (0, 1, 2), (args, proc.returncode, err)
+    if stderr == "pipe" and proc.returncode == 2:
+        assert "gradcli: error:" in err or "Usage:" in err, err
+    reads_stdin = "-" in args
+    if stdout == "pipe" and not reads_stdin and args[0] != "check" and encoding in (None,
+                                                                                  "utf-8"):
+        assert proc.returncode == 0, (args, err)  # stderr's state never costs the result
+        assert out.strip(), args
+
+
+_FILE_BYTES = st.one_of(
+    st.binary(max_size=300),
+    st.sampled_from([b"[" * 5000 + b"]" * 5000, b"[" + b"9" * 400 + b"]", b'{"x": 1e999}',
+                     b"\x93NUMPY garbage", b"PK\x03\x04 garbage", b"\0" * 5000, b"x\n" + b"1" * 400,
+                     b'{"x": [true, false]}', b'{"x": "randn(' + b" " * 2000 + b'"}']),
+    st.lists(st.sampled_from(["[", "]", "{", "}", ",", "1", "-1e308", "1e309", '"x"', ":", " ",
+                              "true", "null", "\n", "nan", "\"a\""]),
+             max_size=60).map(lambda parts: "".join(parts).encode()))
+
+
+@fuzz_settings(60)
+@given(data=_FILE_BYTES, suffix=st.sampled_from([".json", ".npy", ".npz", ".csv", ".txt"]),
+       use=st.sampled_from(["value", "mapping", "points", "answers"]))
+def test_file_contents_never_crash(data, suffix, use, tmp_path_factory):
+    """Any bytes in a point file, a points file or an answers file: exit 0, 1 or 2, never 3."""
+    path = tmp_path_factory.mktemp("contents") / f"f{suffix}"
+    path.write_bytes(data)
+    if use == "value":
+        args = ["eval", "sum(x) + y", "--at", f"x=@{path},y=1"]
+    elif use == "mapping":
+        args = ["eval", "sum(x)", "--at", f"@{path}"]
+    elif use == "points":
+        args = ["eval", "x*2", "--points", str(path)]
+    else:
+        args = ["check", "x*y", "--at", "x=1,y=2", "--answers", str(path)]
+    result = runner.invoke(app, args)
+    assert result.exit_code in (0, 1, 2), (args, data[:80], result.exit_code, result.stderr)
+    assert not BAD_WORDS.search(result.stderr or ""), (args, result.stderr)

@@ -342,7 +342,8 @@ def test_max_nodes_refuses_a_huge_formula_before_parsing_it():
     err = fails("eval", "-", "--at", "x=1", "--max-nodes", "1000000", input=text)
     assert time.perf_counter() - start < 5
     assert "at least 3,000,000 nodes" in err
-    err = fails("eval", "-", "--at", "x=1", "--max-nodes", "1000000", "--points", "-",
+    # (a points file, not '-': the formula and --points cannot both read standard input)
+    err = fails("eval", "-", "--at", "x=1", "--max-nodes", "1000000", "--points", "p.csv",
                 input=text)
     assert "--max-nodes" in err
 
@@ -473,7 +474,7 @@ def test_syntax_error_names_what_was_expected_with_the_caret_in_place(formula, l
 
 
 def test_every_lark_terminal_has_words():
-    """A new terminal in the grammar must get words in parse._WORDS, or users would see its
+    """A new terminal in the grammar must get words in syntax_errors.WORDS, or users would see its
     name (RPAR, _SEP, ...) in a syntax error."""
     from lark import Lark
 

@@ -326,7 +326,8 @@ def test_broken_json_file(tmp_path):
 
 def test_point_json_with_bad_names_or_values(tmp_path):
     (tmp_path / "p.json").write_text('{"1x": 3}')
-    assert "'1x'" in input_error(f"@{tmp_path / 'p.json'}")
+    msg = input_error(f"@{tmp_path / 'p.json'}")  # by position: a file's text is never quoted
+    assert "name number 1" in msg and "1x" not in msg
     (tmp_path / "p.json").write_text('{"w": [[1, 2], [3]]}')
     msg = input_error(f"@{tmp_path / 'p.json'}")
     assert "p.json" in msg and "w" in msg and "rectangular" in msg
@@ -346,8 +347,8 @@ def test_ragged_and_empty_csv_files(tmp_path):
 def test_non_numeric_csv_cell_names_the_file_and_the_cell(tmp_path):
     (tmp_path / "bad.csv").write_text("1,2\n3,x\n")
     msg = input_error(f"W=@{tmp_path / 'bad.csv'}")
-    assert "'x'" in msg and "not a number" in msg
-    assert "bad.csv" in msg, msg
+    assert "row 2, column 2" in msg and "not a number" in msg  # where, never what (issue 15)
+    assert "bad.csv" in msg and "'x'" not in msg, msg
 
 
 def test_ragged_json_value_file(tmp_path):

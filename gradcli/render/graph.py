@@ -18,6 +18,7 @@ import subprocess
 from typing import TYPE_CHECKING
 
 from ..errors import GradcliError, InputError
+from ..words import inert
 from .names import output_names_by_node
 from .text import compact
 
@@ -119,16 +120,16 @@ def _round_up(n: int) -> int:
 # -- DOT --------------------------------------------------------------------------------------
 
 def html(text: str) -> str:
-    """Text for a Graphviz HTML-like label."""
-    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Text for a Graphviz HTML-like label (no control character: words.inert)."""
+    return (inert(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
             .replace('"', "&quot;"))
 
 
 def dot_string(text: str) -> str:
     """A DOT quoted string: backslashes and quotes escaped, line breaks as \\n."""
+    text = inert(text.replace("\r\n", "\n").replace("\r", "\n"), lines=True)
     text = text.replace("\\", "\\\\").replace('"', '\\"')
-    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\\n")
-    return '"' + text + '"'
+    return '"' + text.replace("\n", "\\n") + '"'
 
 
 _DOT_SHAPES = {
@@ -195,6 +196,7 @@ _MERMAID_ENTITIES = {"#": "#35;", '"': "#quot;", "&": "#amp;", "<": "#lt;", ">":
 
 def mermaid_text(text: str) -> str:
     """Text for inside a quoted Mermaid label: markup characters as #code; entities."""
+    text = inert(text)
     if not any(ch in _MERMAID_ENTITIES for ch in text):
         return text
     return "".join(_MERMAID_ENTITIES.get(ch, ch) for ch in text)

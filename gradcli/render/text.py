@@ -4,7 +4,7 @@ re-exported here for the renderers."""
 from __future__ import annotations
 
 from ..tape import Tape
-from ..words import SMALL, fmt, shape_of, summary
+from ..words import SMALL, fmt, inert, shape_of, summary
 
 __all__ = ["SMALL", "fmt", "parenthesised", "read_as", "shape_of", "summary"]
 
@@ -45,7 +45,7 @@ def _pieces(tape: Tape, root: int, limit: int, forward: bool) -> tuple[str, bool
         op = ops[i]
         ins = inputs[i]
         if not ins:
-            pieces: list = [name if name is not None else " ".join(tape.source(i).split())]
+            pieces: list = [name if name is not None else inert(" ".join(tape.source(i).split()))]
         elif op.name == "id":
             pieces = [ins[0]]
         elif op.name == "neg":
