@@ -7,22 +7,40 @@ Heavy imports (numpy, lark, rich) happen inside the commands, so `gradcli --help
 
 from __future__ import annotations
 
+import _signal  # built in, no import cost (`signal` imports enum: tens of ms to interrupt)
 import os
 import sys
-from typing import Optional
 
-import typer
-from typer.core import TyperCommand
 
-from . import __version__
-from .commands import COMMANDS
-from .errors import GradcliError
+def _interrupted_while_starting(signum, frame) -> None:  # pragma: no cover - timing
+    if sys.stderr is not None:
+        os.write(2, b"gradcli: interrupted\n")
+    os._exit(130)
+
+
+# Ctrl-C while Typer and Rich are being imported (the first ~60 ms): a quiet exit 130, never a
+# traceback from the middle of an import. main() installs the usual handling afterwards.
+try:
+    _SIGINT = _signal.signal(_signal.SIGINT, _interrupted_while_starting)
+except (ValueError, TypeError):  # pragma: no cover - imported outside the main thread
+    _SIGINT = None
+
+import signal  # noqa: E402
+from typing import Optional  # noqa: E402
+
+import typer  # noqa: E402
+from typer.core import TyperCommand  # noqa: E402
+
+from . import __version__  # noqa: E402
+from .commands import COMMANDS  # noqa: E402
+from .errors import GradcliError  # noqa: E402
 
 # Old homes of names now in session.py (tests and scripts import them from here).
-from .session import (MAX_FORMULA_BYTES, MAX_NODES, check_nodes,  # noqa: F401
+from .session import (MAX_FORMULA_BYTES, MAX_NODES, check_nodes,  # noqa: F401, E402
                       nodes_at_least, read_formula)
 
 EXIT_USAGE = 2
+SHELLS = ("bash", "zsh", "fish", "powershell", "pwsh")  # --show-completion SHELL
 EXIT_INTERNAL = 3
 
 
@@ -34,7 +52,20 @@ class FormulaCommand(TyperCommand):
     """
 
     def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
-        return super().parse_args(ctx, _move_dash_formula(self, ctx, list(args)))
+        from .commands.options import optional_values
+
+        return super().parse_args(ctx, _move_dash_formula(self, ctx, optional_values(list(args))))
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        """Click's usage errors (an unknown option, a bad value) as JSON too under --json."""
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except Exception as exc:
+            # Click's UsageError (Typer may carry its own copy of Click: matched by its traits)
+            if getattr(exc, "exit_code", None) == EXIT_USAGE and hasattr(exc, "format_message") \
+                    and _argv_wants_json(list(args)):
+                _print_json_error("usage", exc.format_message())
+            raise
 
 
 def _move_dash_formula(command: TyperCommand, ctx: typer.Context, args: list[str]) -> list[str]:
@@ -95,9 +126,10 @@ def _close_option(arg: str, options: set[str]) -> bool:
 
 
 def _options_before_dashes(args: list[str], takes_value: set[str], flags: set[str]) -> list[str]:
-    """`eval -- "-x^2" --at x=3`: options written after '--' are moved before it."""
+    """`eval -- "-x^2" --at x=3`: options written after '--' are moved before it. The first
+    argument after '--' is the formula even when it reads as an option (`-- -w`, `-- -h`)."""
     k = args.index("--")
-    before, after, rest = args[:k], [], args[k + 1 :]
+    before, after, rest = args[:k], args[k + 1 : k + 2], args[k + 2 :]
     i = 0
     while i < len(rest):
         arg = rest[i]
@@ -116,7 +148,7 @@ def _options_before_dashes(args: list[str], takes_value: set[str], flags: set[st
 app = typer.Typer(
     name="gradcli",
     help="A gradient calculator for formulas: every node's value and backpropagated gradient.",
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish)
     no_args_is_help=True,
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
@@ -138,21 +170,95 @@ def _root(
     """gradcli: forward values and backpropagated gradients for every node of a formula."""
 
 
+def _argv_wants_json(args: list[str]) -> bool:
+    """Whether a command line asks for JSON: --json, --format json, -f json, --format=json."""
+    if "--" in args:
+        args = args[: args.index("--")]
+    for k, arg in enumerate(args):
+        if arg == "--json" or arg in ("--format=json", "-fjson"):
+            return True
+        if arg in ("--format", "-f") and k + 1 < len(args) and args[k + 1].lower() == "json":
+            return True
+    return False
+
+
+def _wants_json(kwargs: dict) -> bool:
+    """Whether a command's parsed options ask for JSON (--json or --format json)."""
+    fmt = kwargs.get("fmt")
+    return kwargs.get("as_json") is True or getattr(fmt, "value", fmt) == "json"
+
+
+def _print_json_error(kind: str, message: str, line: int | None = None,
+                      column: int | None = None) -> None:
+    """The error as a JSON document on stdout, for `| jq` (the message still goes to stderr)."""
+    from .render.jsonout import error_json
+
+    try:
+        sys.stdout.write(error_json(kind, message, line, column) + "\n")
+        sys.stdout.flush()
+    except (BrokenPipeError, OSError, ValueError):
+        pass
+
+
 def fail(message: str, code: int = EXIT_USAGE) -> None:
-    """Print an error to stderr and leave with `code`."""
-    sys.stderr.write(f"gradcli: error: {message}\n")
-    sys.stderr.flush()
+    """Print an error to stderr (if it is still open) and leave with `code`."""
+    from .render.console import say
+
+    say(f"gradcli: error: {message}")
     raise typer.Exit(code)
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    """The console script: run the app, turning every failure into a message and exit code."""
+    """The console script: run the app, turning every failure into a message and exit code.
+
+    Closed standard streams get stand-ins first; what fails outside a command (--help or
+    --version into a full disk, Ctrl-C while Click reads the options, the last flush) ends in
+    one line and exit 2 (130 for Ctrl-C), never a traceback."""
+    from .render.console import drop_stdout, ensure_stdio, io_failure, say, settle_stdout
+
+    ensure_stdio()
+    if _SIGINT is not None:
+        try:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        except ValueError:  # pragma: no cover - not the main thread
+            pass
     try:
+        code = _main(argv)
+        sys.stdout.flush()
+    except KeyboardInterrupt:
+        say("gradcli: interrupted")
+        return 130
+    except BrokenPipeError:
+        drop_stdout()
+        return 0
+    except (OSError, UnicodeEncodeError) as exc:
+        settle_stdout()
+        say(f"gradcli: error: {io_failure(exc)}")
+        return EXIT_USAGE
+    return code
+
+
+def _main(argv: Optional[list[str]]) -> int:
+    named = _named_shell(sys.argv[1:] if argv is None else argv)
+    try:
+        if named:  # Click's own instruction prints that shell's completion script
+            os.environ["_GRADCLI_COMPLETE"] = f"source_{named}"
         app(args=argv, prog_name="gradcli", standalone_mode=True)
     except SystemExit as exc:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else EXIT_USAGE)
+    finally:
+        if named:
+            os.environ.pop("_GRADCLI_COMPLETE", None)
     return 0
+
+
+def _named_shell(args: list[str]) -> Optional[str]:
+    """`gradcli --show-completion zsh`: Typer's flag prints the script of the shell it runs in
+    (and would ignore the name); a named shell gets its own script."""
+    if len(args) == 2 and args[0] == "--show-completion" and args[1] in SHELLS:
+        return args[1]
+    return None
 
 
 def _guard(func):
@@ -166,18 +272,32 @@ def _guard(func):
         except (typer.Exit, typer.Abort):
             raise
         except GradcliError as exc:
+            if _wants_json(kwargs):
+                _print_json_error(exc.kind, exc.message, getattr(exc, "line", None),
+                                  getattr(exc, "column", None))
             fail(exc.render(), exc.exit_code)
         except BrokenPipeError:
             _quiet_broken_pipe()
             raise typer.Exit(0)
         except KeyboardInterrupt:
-            sys.stderr.write("gradcli: interrupted\n")
+            from .render.console import say
+
+            say("gradcli: interrupted")
             raise typer.Exit(130)
+        except (OSError, UnicodeEncodeError) as exc:  # stdout closed or full; stdin closed;
+            from .render.console import io_failure, settle_stdout  # an encoding such as latin-1
+
+            settle_stdout()
+            fail(io_failure(exc))
         except MemoryError:
+            if _wants_json(kwargs):
+                _print_json_error("limit", "out of memory")
             fail("out of memory: the formula or its output is too large for this machine")
         except RecursionError:  # pragma: no cover - the core does not recurse
             fail("internal error: recursion too deep (please report this formula)", EXIT_INTERNAL)
         except Exception as exc:  # noqa: BLE001 - the last line of defence: never a traceback
+            if _wants_json(kwargs):
+                _print_json_error("internal", f"{type(exc).__name__}: {exc}")
             fail(f"internal error: {type(exc).__name__}: {exc} (please report this command)",
                  EXIT_INTERNAL)
 
@@ -186,11 +306,9 @@ def _guard(func):
 
 def _quiet_broken_pipe() -> None:
     # The reader went away (gradcli ... | head): stop quietly, as Unix tools do.
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):
-        pass
+    from .render.console import drop_stdout
+
+    drop_stdout()
 
 
 def _register() -> None:
@@ -205,3 +323,5 @@ def _register() -> None:
 
 
 _register()
+if _SIGINT is not None:  # imported: Ctrl-C is the caller's again (main() handles its own)
+    signal.signal(signal.SIGINT, _SIGINT)

@@ -30,11 +30,11 @@ PACKAGE = Path(__file__).resolve().parent.parent / "gradcli"
 
 LAYERS = [
     ["gradcli", "errors", "ops", "tape", "words"],
-    ["parse", "lalr_fast", "syntax_errors"],
-    ["engine"],
+    ["parse", "lalr_fast", "lalr_gen", "syntax_errors"],
+    ["engine", "symbolic", "compiled"],
     ["points"],
     ["session", "result"],
-    ["batch", "check", "descend", "diff"],
+    ["batch", "check", "descend", "diff", "surface", "newton", "columnar", "cluster"],
     ["render"],
     ["commands", "api"],
     ["cli"],

@@ -5,7 +5,7 @@ cli.py registers them (`COMMANDS`, in the order `gradcli --help` lists them). A 
 may start with '-') and `command`, the Typer callback; heavy imports stay inside `command`.
 """
 
-from . import check, descend, graph, schema
+from . import check, descend, diff, graph, schema
 from . import eval as eval_
 
-COMMANDS = (eval_, graph, descend, check, schema)
+COMMANDS = (eval_, diff, graph, descend, check, schema)

@@ -9,7 +9,7 @@ from typing import Annotated, List, Optional
 import typer
 
 from ..session import MAX_NODES, load_arg, split_names
-from .options import DigitsOpt, JsonOpt, MaxNodesOpt, SeedOpt
+from .options import DigitsOpt, JsonOpt, MaxNodesOpt, SeedOpt, complete_grad_files
 
 NAME = "descend"
 FORMULA = True
@@ -23,6 +23,11 @@ EXAMPLES = """Examples:
 """
 
 
+class Method(str, Enum):
+    gradient = "gradient"
+    newton = "newton"
+
+
 class Optimizer(str, Enum):
     sgd = "sgd"
     momentum = "momentum"
@@ -31,7 +36,7 @@ class Optimizer(str, Enum):
 
 def command(
     formula: Annotated[str, typer.Argument(
-        metavar="FORMULA",
+        metavar="FORMULA", autocompletion=complete_grad_files,
         help="The loss, one scalar output; or a file (samples/descend_neuron.grad); or -.")],
     at: Annotated[Optional[List[str]], typer.Option(
         "--at", "-a", metavar="NAME=VALUE,...",
@@ -48,9 +53,23 @@ def command(
     ] = Optimizer.sgd,
     momentum: Annotated[float, typer.Option(
         "--momentum", help="μ for --optimizer momentum.")] = 0.9,
+    method: Annotated[Method, typer.Option(
+        "--method", case_sensitive=False,
+        help="gradient (the --optimizer's steps) or newton: θ ← θ − t·H⁻¹∇L, damped by a line "
+             "search, H + μI where H is not positive definite (said on stderr); no --lr.")
+    ] = Method.gradient,
     tol: Annotated[float, typer.Option("--tol", help="Stop early once ‖∇L‖ ≤ TOL.")] = 0.0,
-    every: Annotated[int, typer.Option(
-        "--every", min=1, help="Keep every Nth step in the record (JSON and table).")] = 1,
+    every: Annotated[Optional[int], typer.Option(
+        "--every", min=1, help="Keep every Nth step in the record (JSON and table); default: "
+        "every step up to 1000 steps, else about 1000 of them (--steps ÷ 1000).")] = None,
+    plot: Annotated[Optional[str], typer.Option(
+        "--plot", metavar="FILE.svg|png|pdf",
+        help="Draw the descent: two parameters, the path on the loss's contour lines; more, "
+             "the loss curve and each parameter (needs matplotlib: gradcli[plot]).")] = None,
+    compare: Annotated[Optional[List[str]], typer.Option(
+        "--compare", metavar="OPT,OPT,...",
+        help="Run several optimisers from the same start (sgd,momentum,adam) and draw them on "
+             "one --plot; prints a line for each.")] = None,
     as_json: JsonOpt = False,
     digits: DigitsOpt = 6,
     seed: SeedOpt = None,
@@ -62,13 +81,27 @@ def command(
     from ..render.console import DescentBar, make_console, note, warn, write
 
     s = load_arg(formula, at, seed=seed, max_nodes=max_nodes, wrt=None)
+    every = every or compute.default_every(steps)
     point, names, zeroed = compute.starting_point(s.tape, s.point, split_names(wrt))
     warn(s.warnings)
     if zeroed:
         note(f"starting {', '.join(zeroed)} at 0 (no value given with --at)")
+    if plot is not None or compare:
+        from . import descend_plot
+
+        rivals = descend_plot.parse_compare(compare)
+        descend_plot.check_plot(plot)
+        if rivals:
+            settings = {"lr": lr, "steps": steps, "momentum": momentum, "tol": tol}
+            code = descend_plot.run_compare(s, point, names, rivals, settings, every, plot,
+                                            as_json, digits)
+            raise typer.Exit(code)
     traj = compute.Trajectory(every=every, warnings=list(s.warnings))
     records = compute.descend(s.tape, point, names, lr=lr, steps=steps,
-                              optimizer=optimizer.value, momentum=momentum, tol=tol)
+                              optimizer=optimizer.value, momentum=momentum, tol=tol,
+                              method=method.value)
+    if method is Method.newton:  # what the output calls the method
+        optimizer = Method.newton
     bar = DescentBar(steps) if sys.stderr.isatty() else None
     try:
         for record in records:
@@ -97,7 +130,15 @@ def command(
         console = make_console()
         render_descent(console, traj, digits)
         if traj.stopped in ("steps", "converged"):
-            console.print(Text(f"{traj.message} ({optimizer.value}, --lr {lr:g})", style="dim"))
+            how = "newton" if method is Method.newton else f"{optimizer.value}, --lr {lr:g}"
+            console.print(Text(f"{traj.message} ({how})", style="dim"))
+    if plot is not None:
+        from .descend_plot import draw
+        from ..render.plot import Run
+
+        label = method.value if method is Method.newton else optimizer.value
+        warn(draw(s.tape, point, names, [Run(label, lr, traj)], s.text, plot))
+        note(f"wrote {plot}")
     if traj.stopped == "diverged":
         raise typer.Exit(1)
     if traj.stopped == "interrupted":

@@ -8,8 +8,9 @@ import typer
 
 from ..errors import InputError
 from ..session import MAX_NODES, load_arg, split_names
-from .options import (AtOpt, Convention, DigitsOpt, Format, FormulaArg, JsonOpt, MaxNodesOpt,
-                      Mode, SeedOpt, SubgradientOpt, WrtOpt)
+from .options import OutputOpt
+from .options import (AtOpt, BatchFormat, Convention, DigitsOpt, Format, FormulaArg, JsonOpt,
+                      MaxNodesOpt, Mode, SeedOpt, SubgradientOpt, WrtOpt)
 
 NAME = "eval"
 FORMULA = True
@@ -36,9 +37,21 @@ def command(
         "--max-rows", min=0, help="Table rows to show for big formulas (0: all).")] = 200,
     seed: SeedOpt = None,
     points: Annotated[Optional[str], typer.Option(
-        "--points", metavar="FILE.csv",
-        help="Batch mode: one result per CSV row (header = variable names), as CSV, or JSON "
-             "Lines with --json.")] = None,
+        "--points", metavar="FILE",
+        help="Batch mode: one result per row of a CSV (header = variable names), Parquet, "
+             "Arrow/Feather, .npz or .npy file; as CSV, JSON Lines (--json) or Parquet (-o).")
+    ] = None,
+    keep: Annotated[Optional[str], typer.Option(
+        "--keep", metavar="[COLUMN,...]",
+        help="Batch mode: copy the input columns (all, or these) in front of the results.")
+    ] = None,
+    output_format: Annotated[Optional[BatchFormat], typer.Option(
+        "--output-format", case_sensitive=False,
+        help="Batch mode: csv, jsonl or parquet (default: by -o's extension).")] = None,
+    dask: Annotated[Optional[str], typer.Option(
+        "--dask", metavar="[ADDRESS]",
+        help="Batch mode on a Dask cluster: the scheduler at ADDRESS (tcp://host:8786), or a "
+             "local one; writes Parquet parts to -o out/. Needs gradcli[scale].")] = None,
     mode: Annotated[Mode, typer.Option(
         "--mode", case_sensitive=False,
         help="reverse: gradients (backpropagation); forward: each node's tangent for every "
@@ -55,36 +68,59 @@ def command(
         help="Write the backward pass out node by node: the chain rule with the numbers "
              "(∂f/∂x = ∂f/∂q · ∂q/∂x = -4 · 1 = -4). --format latex gives it as LaTeX.")
     ] = False,
+    hessian: Annotated[bool, typer.Option(
+        "--hessian", help="Also the Hessian ∂²f/∂x∂y over the --wrt variables (scalars).")
+    ] = False,
+    hvp: Annotated[Optional[str], typer.Option(
+        "--hvp", metavar="NAME=VALUE,...",
+        help="Also the Hessian-vector product H·v for v = --hvp 'x=1,y=0'.")] = None,
+    output: OutputOpt = None,
     max_nodes: MaxNodesOpt = MAX_NODES,
 ) -> None:
     """Evaluate FORMULA at a point and backpropagate: value, gradient, and every node."""
     chosen = Format.json if as_json else fmt
     if explain or fmt is Format.latex:
         _check_explain(as_json, fmt, points, mode)
+    if formula == "-" and points == "-":
+        raise InputError("the formula and --points cannot both read standard input: give the "
+                         "formula as text or a .grad file, or the points as a file")
     s = load_arg(formula, at, seed=seed, max_nodes=max_nodes, wrt=split_names(wrt),
                  exact=exact and points is None)
     if points is not None:
-        _batch(s, points, chosen is Format.json)
+        from .batchrun import run_points
+
+        run_points(s, points, chosen is Format.json, keep, output,
+                   output_format and output_format.value, dask)
         return
+    if keep is not None or output_format is not None or dask is not None:
+        raise InputError("--keep, --output-format and --dask are for batch mode (--points)")
     from ..result import run_session
 
     result = run_session(s, mode=mode.value, subgradient=subgradient.value)
+    if hessian or hvp is not None:
+        _second_order(s, result, chosen, hessian, hvp, digits, max_rows)
+        return
+    if chosen is Format.html or output is not None:
+        _html_report(result, chosen, output, formula, digits, max_rows)
+        return
     _present(result, chosen, explain, digits, max_rows)
 
 
 def _check_explain(as_json: bool, fmt: Format, points: Optional[str], mode: Mode) -> None:
     """--explain (and --format latex) write prose: they combine with no other output format."""
+    from ..errors import UsageError
+
     if as_json or fmt is Format.json:
-        raise InputError("--explain writes the chain rule out as text (or LaTeX with --format "
+        raise UsageError("--explain writes the chain rule out as text (or LaTeX with --format "
                          "latex); --json already carries every node's partials and grad: use one "
                          "or the other")
-    if fmt not in (Format.table, Format.latex):
-        raise InputError(f"--explain cannot be combined with --format {fmt.value}: it is text, "
+    if fmt not in (Format.table, Format.latex, Format.html):
+        raise UsageError(f"--explain cannot be combined with --format {fmt.value}: it is text, "
                          "or LaTeX with --format latex")
     if points is not None:
-        raise InputError("--explain explains one point; --points evaluates a batch (use --at)")
+        raise UsageError("--explain explains one point; --points evaluates a batch (use --at)")
     if mode is not Mode.reverse:
-        raise InputError("--explain writes out the backward pass; --mode "
+        raise UsageError("--explain writes out the backward pass; --mode "
                          f"{mode.value} is shown by the table")
 
 
@@ -121,6 +157,24 @@ def _present(result, chosen: Format, explain: bool, digits: int, max_rows: int) 
                   "shows them all, --json lists them all"])
 
 
+def _html_report(result, chosen: Format, output, formula: str, digits: int,
+                 max_rows: int) -> None:
+    """`eval --format html [-o FILE]`: one self-contained page (render/html.py)."""
+    from ..errors import UsageError
+    from ..render.console import note, warn, write, write_file
+    from ..render.html import eval_report
+
+    if chosen is not Format.html:
+        raise UsageError(f"-o {output}: writing to a file goes with --format html")
+    warn(result.warnings)
+    page = eval_report(result, digits, max_rows)
+    if output is None:
+        write(page)
+        return
+    write_file(output, page.encode("utf-8"), inputs=(formula,))
+    note(f"wrote {output}")
+
+
 def _explain(result, latex: bool, digits: int, max_steps: int) -> int:
     """`eval --explain`: the backward pass, step by step, as text (Rich) or as LaTeX; returns
     how many steps were left out."""
@@ -138,26 +192,25 @@ def _explain(result, latex: bool, digits: int, max_steps: int) -> int:
     return left
 
 
-def _batch(s, path: str, as_json: bool) -> None:
-    """`eval --points FILE`: stream CSV or JSON Lines, chunk by chunk, with a progress bar."""
-    import sys
+def _second_order(s, result, chosen: Format, hessian: bool, hvp: Optional[str], digits: int,
+                  max_rows: int) -> None:
+    """`eval --hessian` / `--hvp` (H11): the table (or JSON) and the second-order numbers."""
+    from ..diff import second_order
 
-    from ..batch import batch
-    from ..render.batchout import csv_header, csv_rows, jsonl_rows
-    from ..render.console import file_bar, warn, write
+    if chosen not in (Format.table, Format.json) or result.mode != "reverse" or s.exact:
+        raise InputError("--hessian and --hvp go with the table or --json (not --format "
+                         f"{chosen.value}, --mode forward|both or --exact)")
+    r = second_order(s, hessian, hvp)
+    if chosen is Format.json:
+        from ..render.console import warn, write
+        from ..render.jsonout import eval_json, with_second_order
 
-    chunks = batch(s, path, sys.stdin if path == "-" else None)
-    warn(s.warnings)
-    progress = file_bar(path)
-    row = 1
-    try:
-        for chunk in chunks:
-            if row == 1 and not as_json:
-                write(csv_header(s.wrt))
-            write(jsonl_rows(chunk, s.wrt, row) if as_json else csv_rows(chunk, s.wrt))
-            row += len(chunk)
-            if progress is not None:
-                progress.update(chunk.chars_read)
-    finally:
-        if progress is not None:
-            progress.close()
+        warn(result.warnings)
+        write(with_second_order(eval_json(result), r.hessian, r.hvp) + "\n")
+        return
+    from ..render.console import make_console
+    from ..render.names import output_name
+    from ..render.second import render_second
+
+    _present(result, chosen, False, digits, max_rows)
+    render_second(make_console(), r, output_name(result.tape), digits)

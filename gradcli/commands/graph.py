@@ -67,9 +67,7 @@ def command(
     if to_stdout:
         write_bytes(data)
         return
-    try:
-        with open(output, "wb") as fh:
-            fh.write(data)
-    except OSError as exc:
-        raise InputError(f"cannot write {output}: {exc.strerror or exc}") from None
-    sys.stderr.write(f"gradcli: wrote {output} ({kind}, {len(s.tape)} nodes)\n")
+    from ..render.console import say, write_file
+
+    write_file(output, data, inputs=(formula,))
+    say(f"gradcli: wrote {output} ({kind}, {len(s.tape)} nodes)")

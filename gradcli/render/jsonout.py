@@ -25,7 +25,30 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: The version of every JSON document and JSON Lines row gradcli prints (contract §4).
 SCHEMA_VERSION = 1
-_str = json.JSONEncoder(ensure_ascii=False).encode
+_encode = json.JSONEncoder(ensure_ascii=False).encode
+
+
+def _u(ch: str) -> str:
+    code = ord(ch)
+    if code > 0xFFFF:  # a surrogate pair, as JSON writes characters beyond the BMP
+        code -= 0x10000
+        return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+    return f"\\u{code:04x}"
+
+
+def inert_json(text: str) -> str:
+    """JSON text with every character a terminal must not get (what json.dumps leaves raw:
+    DEL, C1 controls, bidi and other format characters, line separators, lone surrogates,
+    unassigned code points; `| jq` shows strings raw) written as a \\u escape, which JSON reads
+    back as the same character: lossless, and the same rule as words.inert for text."""
+    if text.isprintable():  # the usual case, at C speed
+        return text
+    return "".join(ch if ch.isprintable() or ch == "\n" else _u(ch) for ch in text)
+
+
+def _str(value) -> str:
+    """One JSON string (or value), inert (inert_json)."""
+    return inert_json(_encode(value))
 
 
 def nonfinite(f: float) -> str:
@@ -75,7 +98,7 @@ def plain(v):
 
 def dumps(doc) -> str:
     """A JSON-ready document (see `plain`) as strict JSON text."""
-    return json.dumps(doc, ensure_ascii=False, allow_nan=False)
+    return inert_json(json.dumps(doc, ensure_ascii=False, allow_nan=False))
 
 
 def plain_map(d: Mapping) -> dict:
@@ -162,7 +185,7 @@ def eval_json(r: "Result") -> str:
             f'"name": {"null" if name is None else _str(name)}, "inputs": [{ids}], '
             f'"value": {number(values[i])}, "partials": [{shown}], "grad": {grad}{extra}}}')
     parts.append("], ")
-    parts.append(f'"warnings": {json.dumps(r.warnings, ensure_ascii=False)}')
+    parts.append(f'"warnings": {_str(r.warnings)}')
     parts.append("}")
     return "".join(parts)
 
@@ -191,16 +214,47 @@ def descend_json(traj: "Trajectory", expression: str, wrt: Sequence[str], optimi
     return dumps(doc)
 
 
+# -- errors with --json (H14) -----------------------------------------------------------------
+
+ERROR_KINDS = ("syntax", "input", "shape", "usage", "limit")
+
+
+def error_json(kind: str, message: str, line: int | None = None,
+               column: int | None = None) -> str:
+    """The error document --json prints on stdout (schema: gradcli/schemas/error.schema.json)."""
+    if kind not in ERROR_KINDS:
+        kind = "input"
+    return dumps({"schema_version": SCHEMA_VERSION,
+                  "error": {"kind": kind, "message": message, "line": line, "column": column}})
+
+
 # -- eval --points FILE --json: JSON Lines ------------------------------------------------
 
-def jsonl_rows(chunk: "Chunk", wrt: Sequence[str], first_index: int) -> str:
-    """The chunk's rows as JSON Lines: {"row", "value", "gradient"} (strict JSON)."""
+def jsonl_rows(chunk: "Chunk", wrt: Sequence[str], first_index: int,
+               keep: Sequence[str] = ()) -> str:
+    """The chunk's rows as JSON Lines: {"schema_version", "row", "inputs"? (--keep), "value",
+    "gradient"}; several outputs give "value": [...] and "jacobian": [{...}, ...] as eval --json
+    does (strict JSON)."""
     keys = [_str(name) for name in wrt]
-    columns = [chunk.grads[name].tolist() for name in wrt]
+    kept = [(_str(name), chunk.kept[name].tolist()) for name in keep]
+    outs = [v.tolist() for v in chunk.values]
+    jac = [[g[name].tolist() for name in wrt] for g in chunk.jacobian]
+    several = len(outs) > 1
     out = []
-    for k, v in enumerate(chunk.value.tolist()):
-        grad = ", ".join(f"{key}: {number(col[k])}" for key, col in zip(keys, columns))
-        out.append(f'{{"row": {first_index + k}, "value": {number(v)}, "gradient": {{{grad}}}}}\n')
+    for k in range(len(outs[0])):
+        grads = ["{" + ", ".join(f"{key}: {number(col[k])}" for key, col in zip(keys, cols))
+                 + "}" for cols in jac]
+        inputs = ""
+        if kept:
+            inputs = ', "inputs": {' + ", ".join(f"{key}: {number(col[k])}"
+                                                 for key, col in kept) + "}"
+        if several:
+            body = (f'"value": [{", ".join(number(o[k]) for o in outs)}], '
+                    f'"jacobian": [{", ".join(grads)}]')
+        else:
+            body = f'"value": {number(outs[0][k])}, "gradient": {grads[0]}'
+        out.append(f'{{"schema_version": {SCHEMA_VERSION}, "row": {first_index + k}{inputs}, '
+                   f'{body}}}\n')
     return "".join(out)
 
 
@@ -213,7 +267,7 @@ if TYPE_CHECKING:  # pragma: no cover
 def check_json(report: "CheckReport") -> str:
     """The `check --json` document of contract §4 (schema: gradcli/schemas/check.schema.json)."""
     from .checkwords import kink_message, slip_message, suspect_message, variable_note
-    from .names import output_name
+    from .names import output_name, output_names
 
     tape = report.tape
     out = output_name(tape)
@@ -229,8 +283,9 @@ def check_json(report: "CheckReport") -> str:
     if tol.places is not None:
         doc["places"] = tol.places
 
-    def slip(s) -> dict:
-        entry = {"kind": s.kind, "message": slip_message(s, tape, out)}
+    def slip(s, output: int | None = None) -> dict:
+        name = out if output is None else output_names(tape)[output]
+        entry = {"kind": s.kind, "message": slip_message(s, tape, name)}
         if s.via is not None:
             entry["via"] = s.via
         return entry
@@ -245,6 +300,10 @@ def check_json(report: "CheckReport") -> str:
         if v.expected is not None:
             entry["expected"] = plain(v.expected.answer.answer)
             entry["expected_ok"] = v.expected.ok
+            if v.expected.rounded is not None:
+                entry["rounded"] = v.expected.rounded
+            if v.expected.formula is not None:
+                entry.update(_formula_fields(v.expected))
             if v.expected.slip is not None:
                 entry["slip"] = slip(v.expected.slip)
         variables.append(entry)
@@ -256,8 +315,18 @@ def check_json(report: "CheckReport") -> str:
             entry = {"id": i, "name": tape.names.get(i), "expr": tape.expr(i),
                      "op": tape.ops[i].name, "kind": g.kind, "answer": plain(g.answer.answer),
                      "correct": plain(g.correct), "ok": g.ok, "source": g.answer.source}
+            if report.tolerance.exact:
+                for key, v in (("answer_exact", g.answer.answer), ("correct_exact", g.correct)):
+                    if type(v) is Fraction:
+                        entry[key] = str(v)
+            if g.answer.output is not None:
+                entry["output"] = output_names(tape)[g.answer.output]
+            if g.rounded is not None:
+                entry["rounded"] = g.rounded
+            if g.formula is not None:
+                entry.update(_formula_fields(g))
             if g.slip is not None:
-                entry["slip"] = slip(g.slip)
+                entry["slip"] = slip(g.slip, g.answer.output)
             nodes.append(entry)
         doc["nodes"] = nodes
         first = report.first_wrong
@@ -273,3 +342,57 @@ def check_json(report: "CheckReport") -> str:
                     for k in report.kinks]
     doc["warnings"] = list(report.warnings)
     return dumps(doc)
+
+
+def _formula_fields(g) -> dict:
+    """A formula answer's fields: the formula, the points compared, the first that differs."""
+    fc = g.formula
+    d = fc.differs_at
+    return {"expected_formula": g.answer.text.strip(), "points_checked": fc.points_checked,
+            "points_skipped": fc.skipped, "seed": fc.seed,
+            "differs_at": None if d is None else {"at": {k: plain(v) for k, v in d["at"].items()},
+                                                  "yours": plain(d["yours"]),
+                                                  "correct": plain(d["correct"])}}
+
+
+# -- diff --json (H11's section) ---------------------------------------------------------------
+
+def diff_json(r) -> str:
+    """The `gradcli diff --json` document (schema: gradcli/schemas/diff.schema.json)."""
+    from .formula import diff_text
+
+    t = diff_text(r)
+    doc: dict = {"schema_version": SCHEMA_VERSION, "expression": r.expression,
+                 "wrt": list(r.wrt),
+                 "derivatives": {x: t.alone((x,)) for x in r.wrt}}
+    if r.derivatives.second:
+        doc["second"] = {x: {y: t.alone((x, y)) for y in r.wrt} for x in r.wrt}
+    if r.derivatives.seed_name is not None:
+        doc["upstream"] = r.derivatives.seed_name
+    if r.values is not None:
+        doc["at"] = plain_map(r.at)
+        doc["values"] = plain_map(r.values)
+        if r.second_values is not None:
+            doc["second_values"] = {x: plain_map(row) for x, row in r.second_values.items()}
+    doc["warnings"] = list(r.warnings)
+    return dumps(doc)
+
+
+def with_second_order(doc: str, hessian: dict | None, hvp: dict | None) -> str:
+    """An eval or check JSON document with "hessian" ({x: {y: h}}) and/or "hvp" ({x: (Hv)_x})
+    added as its last members."""
+    extra = ""
+    if hessian is not None:
+        extra += ', "hessian": ' + dumps({x: plain_map(row) for x, row in hessian.items()})
+    if hvp is not None:
+        extra += ', "hvp": ' + dumps(plain_map(hvp))
+    return doc[:-1] + extra + "}" if extra else doc
+
+
+def with_hessian_check(doc: str, c) -> str:
+    """A check JSON document with "hessian": {"ok", "entries": [{row, col, analytic, numeric,
+    rel_error, ok}]} as its last member (check --hessian)."""
+    entries = [{"row": e.row, "col": e.col, "analytic": plain(e.analytic),
+                "numeric": plain(e.numeric), "rel_error": plain(e.rel_error), "ok": e.ok}
+               for e in c.entries]
+    return doc[:-1] + ', "hessian": ' + dumps({"ok": c.ok, "entries": entries}) + "}"

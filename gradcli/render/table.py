@@ -6,6 +6,8 @@ text goes through `Text`, never through markup, so `[` and `]` in formulas print
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 from rich import box
 from rich.console import Console, Group
@@ -27,7 +29,7 @@ def _partials_text(r: Result, i: int, digits: int) -> Text:
     ins = tape.inputs[i]
     ps = r.partials[i]
     if ps is None:  # a structural op: show its rule, the numbers are Jacobians
-        text = Text(tape.ops[i].rule, style="dim")
+        text = Text(operand_rule(tape, i), style="dim")
         if i in r.kinks:
             text.append(f" (kink: {r.convention})", style="yellow")
         return text
@@ -49,6 +51,27 @@ def _partials_text(r: Result, i: int, digits: int) -> Text:
     if i in r.kinks:
         text.append(f" (kink: {r.convention})", style="yellow")
     return text
+
+
+_HOLDER = re.compile(r"∂/∂([A-Za-z]) = ")
+
+
+def operand_rule(tape, i: int) -> str:
+    """A structural op's rule with the user's operand names, as --explain writes it:
+    `∂/∂W = G·Xᵀ, ∂/∂X = Wᵀ·G` for `W @ X` (the rule table says A and B)."""
+    rule = tape.ops[i].rule
+    ins = tape.inputs[i]
+    holders = _HOLDER.findall(rule)
+    if len(holders) != len(ins) or len(set(holders)) != len(holders) or "G" in holders:
+        return rule
+    labels = []
+    for j in ins:
+        label = tape.label(j, 20)
+        labels.append(label if label.isidentifier() else f"({label})")
+    if len(set(labels)) != len(labels):
+        return rule
+    pattern = re.compile(r"(?<![A-Za-z])(" + "|".join(holders) + r")(?![A-Za-z])")
+    return pattern.sub(lambda m: labels[holders.index(m.group(1))], rule)
 
 
 TANGENT = "cyan"
