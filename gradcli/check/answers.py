@@ -168,46 +168,45 @@ def parse_expect(tape: Tape, specs: Iterable[str],
                  outputs: Sequence[str] | None = None) -> list[Answer]:
     """`--expect x=-4,y=-4,z=3`: hand-computed gradients (of variables or any named node);
     `f2.y=1` names an output of a formula with several."""
+    answers = []
+    for ref, text, where in _items(specs, "--expect", "{ref}=-4"):
+        ref, output = output_ref(tape, ref, outputs, where)
+        node = resolve(tape, ref, "--expect")
+        answers.append(Answer(node, "grad", answer_value(text, where), text.strip(),
+                              "--expect", output))
+    return answers
+
+
+def _items(specs: Iterable[str], option: str, example: str):
+    """(what is answered, the answer's text, where it was written) for each NAME=ANSWER item of
+    the option's values; a missing '=' is an error showing `example`."""
     from ..points import split_items
 
-    answers = []
     for spec in specs:
         for item in split_items(spec):
             if not item.strip():
                 continue
             ref, eq, text = item.partition("=")
-            where = f"--expect {item.strip()}"
+            where = f"{option} {item.strip()}"
             if not eq:
-                raise InputError(f"{where}: missing '=': write {ref.strip() or 'x'}=-4")
-            ref, output = output_ref(tape, ref, outputs, where)
-            node = resolve(tape, ref, "--expect")
-            answers.append(Answer(node, "grad", answer_value(text, where), text.strip(),
-                                  "--expect", output))
-    return answers
+                shown = example.format(ref=ref.strip() or "x")
+                raise InputError(f"{where}: missing '=': write {shown}")
+            yield ref, text, where
 
 
 def parse_expect_node(tape: Tape, specs: Iterable[str]) -> list[Answer]:
     """`--expect-node q=3` (a value), `--expect-node 'grad q=-4'`, `'value #2=3'`."""
-    from ..points import split_items
-
     answers = []
-    for spec in specs:
-        for item in split_items(spec):
-            if not item.strip():
-                continue
-            ref, eq, text = item.partition("=")
-            where = f"--expect-node {item.strip()}"
-            if not eq:
-                raise InputError(f"{where}: missing '=': write q=3 (a value) or 'grad q=-4'")
-            words = ref.split()
-            kind = "value"
-            if len(words) == 2 and words[0].lower() in _KINDS:
-                kind, ref = _KINDS[words[0].lower()], words[1]
-            elif len(words) != 1:
-                raise InputError(f"{where}: write q=3 for a value, 'grad q=-4' for a gradient")
-            node = resolve(tape, ref, "--expect-node")
-            answers.append(Answer(node, kind, answer_value(text, where), text.strip(),
-                                  "--expect-node"))
+    for ref, text, where in _items(specs, "--expect-node", "q=3 (a value) or 'grad q=-4'"):
+        words = ref.split()
+        kind = "value"
+        if len(words) == 2 and words[0].lower() in _KINDS:
+            kind, ref = _KINDS[words[0].lower()], words[1]
+        elif len(words) != 1:
+            raise InputError(f"{where}: write q=3 for a value, 'grad q=-4' for a gradient")
+        node = resolve(tape, ref, "--expect-node")
+        answers.append(Answer(node, kind, answer_value(text, where), text.strip(),
+                              "--expect-node"))
     return answers
 
 
