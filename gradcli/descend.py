@@ -146,9 +146,9 @@ def descend(tape: Tape, point: Mapping[str, object], wrt: Iterable[str] | None =
         if quick is not None:  # finite loss and gradient from the compiled tape (issue 17)
             loss, gradient, norm = quick
             stop, message = _stop(k, loss, norm, tol, steps, lr)
-            f64 = np.float64
-            yield Step(k, loss, {n: f64(v) for n, v in params.items()},
-                       {n: f64(v) for n, v in gradient.items()}, norm, stop, message, ())
+            f64 = np.float64  # parameters as the engine's steps give them; gradients: floats
+            yield Step(k, loss, {n: f64(v) for n, v in params.items()}, gradient, norm, stop,
+                       message, ())
             if stop is not None:
                 return
             k += 1
