@@ -13,7 +13,8 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from .errors import InputError, ShapeError
-from .ops import MINUS_ONE, ONE, Op
+from .ops import MINUS_ONE, ONE, POW_NAN_NOTE, Op
+from .ops import _matmul_vjp
 from .tape import Tape, shape_str
 from .words import bounded_fraction, nonfinite_word, plural, short
 
@@ -25,7 +26,21 @@ def _check_missing(tape: Tape, at: Mapping[str, object]) -> None:
         listed = ", ".join(shown) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
         example = ",".join(f"{m}=..." for m in shown)
         raise InputError(f"no value for {plural(len(missing), 'variable')} {listed}: "
-                         f"give {'it' if len(missing) == 1 else 'them'} with --at {example}")
+                         f"give {'it' if len(missing) == 1 else 'them'} with --at {example}"
+                         + _near_misses(missing, [k for k in at if k not in tape.variables]))
+
+
+def _near_misses(missing: Sequence[str], unused: Sequence[str]) -> str:
+    """`--at X=1` for a variable x: "; X was given: did you mean x?" (case or a close spelling)."""
+    import difflib
+
+    notes = []
+    for m in missing[:5]:
+        hits = [u for u in unused if u.lower() == m.lower()] or difflib.get_close_matches(
+            m, list(unused), n=1, cutoff=0.75)
+        if hits:
+            notes.append(f"{short(hits[0])} was given: did you mean {short(m)}?")
+    return "; " + "; ".join(notes) if notes else ""
 
 
 def forward(tape: Tape, at: Mapping[str, object]) -> list:
@@ -37,6 +52,10 @@ def forward(tape: Tape, at: Mapping[str, object]) -> list:
     for i, v in tape.literals.items():
         values[i] = v
     ops, inputs = tape.ops, tape.inputs
+    # Only tensors can grow (a column plus a row is a matrix): then each binary or n-ary node's
+    # result shape is checked against MAX_TENSOR_ELEMENTS before numpy allocates it.
+    tensors = any(type(v) is np.ndarray for v in at.values()) or any(
+        type(v) is np.ndarray for v in tape.literals.values())
     i = 0
     try:
         with np.errstate(all="ignore"):
@@ -45,14 +64,75 @@ def forward(tape: Tape, at: Mapping[str, object]) -> list:
                 if not ins:
                     continue
                 if len(ins) == 2:
+                    if tensors:
+                        check_result_size(tape, i, [values[ins[0]], values[ins[1]]])
                     values[i] = op.value(values[ins[0]], values[ins[1]])
                 elif len(ins) == 1:
                     values[i] = op.value(values[ins[0]])
                 else:
+                    if tensors:
+                        check_result_size(tape, i, [values[j] for j in ins])
                     values[i] = op.value(*[values[j] for j in ins])
     except (ValueError, IndexError) as exc:  # numpy's shape errors
         raise shape_error(tape, values, i, exc) from None
     return values
+
+
+def downstream(tape: Tape, node: int) -> list[int]:
+    """The computed nodes that depend on `node`, in tape order: what a change to it re-runs."""
+    flags = bytearray(len(tape))
+    flags[node] = 1
+    out = []
+    inputs = tape.inputs
+    for i in range(node + 1, len(tape)):
+        ins = inputs[i]
+        if ins and any(flags[j] for j in ins):
+            flags[i] = 1
+            out.append(i)
+    return out
+
+
+def forward_again(tape: Tape, values: Sequence, order: Sequence[int], node: int, value) -> list:
+    """`values` with `node` set to `value` and only the nodes in `order` (downstream(node))
+    computed again: one evaluation at a nearby point without re-running the rest."""
+    new = list(values)
+    new[node] = value
+    ops, inputs = tape.ops, tape.inputs
+    with np.errstate(all="ignore"):
+        for i in order:
+            new[i] = ops[i].value(*[new[j] for j in inputs[i]])
+    return new
+
+
+#: The most elements one tensor (an input or any intermediate) may have: 800 MB of float64.
+MAX_TENSOR_ELEMENTS = 100_000_000
+
+
+def check_result_size(tape: Tape, i: int, xs: list) -> None:
+    """Refuse node i before it is computed when its result would exceed MAX_TENSOR_ELEMENTS:
+    the broadcast shape of an elementwise op, the (n, m) of a matmul, the stack of n inputs."""
+    if not any(type(x) is np.ndarray for x in xs):
+        return
+    op = tape.ops[i]
+    shapes = [np.shape(x) for x in xs]
+    if op.name == "matmul" and all(len(s) >= 1 for s in shapes):
+        (a, b) = shapes
+        rows = a[-2:-1] if len(a) > 1 else ()
+        cols = b[-1:] if len(b) > 1 else ()
+        shape = np.broadcast_shapes(a[:-2], b[:-2]) + rows + cols
+    elif op.name == "stack":
+        shape = (len(xs),) + np.broadcast_shapes(*shapes)
+    elif op.elementwise:
+        shape = np.broadcast_shapes(*shapes)  # a mismatch: ValueError, the caller's shape error
+    else:
+        return
+    size = math.prod(shape)
+    if size > MAX_TENSOR_ELEMENTS:
+        from .errors import LimitError
+
+        raise LimitError(f"{short(tape.expr(i, 40))}: the result would have {size:,} elements "
+                         f"(shape {shape_str(shape)}), more than the {MAX_TENSOR_ELEMENTS:,} "
+                         "gradcli computes in one tensor; use smaller inputs")
 
 
 #: The largest numerator or denominator (in bits) --exact keeps; past it a value is a float, so
@@ -170,6 +250,10 @@ def shape_error(tape: Tape, values: Sequence, i: int, exc: Exception) -> ShapeEr
     else:
         what = f"{op.name}()"
     detail = str(exc).split("\n")[0]
+    if op.name == "index":  # s[y]: the caret under its '[', the indexed value's shape named
+        found = tape.text.find("[", tape.ends[ins[0]], tape.ends[i])
+        return ShapeError(f"index `{tape.expr(i, 40)}`: {detail} (`{tape.label(ins[0], 30)}` has "
+                          f"shape {shapes[0]})", tape.text, found if found >= 0 else pos)
     if "axis" in detail and op.axis:
         message = f"{what} in `{tape.expr(i, 40)}`: {detail} (input shape {shapes[0]})"
     else:
@@ -293,10 +377,12 @@ def backward(tape: Tape, values: Sequence, partials: Sequence, flags: Sequence[b
     return adj
 
 
-def _backward_scalars(tape: Tape, values, partials, flags, output: int, adj: list) -> None:
-    """The reverse sweep when every value is a scalar: no shapes to undo, arities unrolled."""
+def _backward_scalars(tape: Tape, values, partials, flags, output: int, adj: list,
+                      order: Sequence[int] | None = None) -> None:
+    """The reverse sweep when every value is a scalar: no shapes to undo, arities unrolled.
+    `order`: the nodes to visit, last first (default: every node from the output down)."""
     inputs, ops = tape.inputs, tape.ops
-    for i in range(output, -1, -1):
+    for i in range(output, -1, -1) if order is None else order:
         g = adj[i]
         if g is None:
             continue
@@ -346,12 +432,13 @@ def _times(g, p):
         return g * as_float(p)
 
 
-def _backward_tensors(tape: Tape, values, partials, flags, output: int, adj: list) -> None:
+def _backward_tensors(tape: Tape, values, partials, flags, output: int, adj: list,
+                      order: Sequence[int] | None = None) -> None:
     """The reverse sweep with tensors: each input's share is contribution()'s (g·p or the
     op's vjp, summed back over the axes broadcasting added); a vjp runs once for all inputs."""
     inputs = tape.inputs
     ndarray = np.ndarray
-    for i in range(output, -1, -1):
+    for i in range(output, -1, -1) if order is None else order:
         g = adj[i]
         if g is None:
             continue
@@ -360,7 +447,11 @@ def _backward_tensors(tape: Tape, values, partials, flags, output: int, adj: lis
             continue
         ps = partials[i]
         if ps is None:  # a structural op: one vjp call gives every input's share
-            grads = tape.ops[i].vjp(g, values[i], *[values[j] for j in ins])
+            if tape.ops[i].vjp is _matmul_vjp:  # only the shares someone reads (issue 17)
+                grads = tape.ops[i].vjp(g, values[i], values[ins[0]], values[ins[1]],
+                                        need=(flags[ins[0]], flags[ins[1]]))
+            else:
+                grads = tape.ops[i].vjp(g, values[i], *[values[j] for j in ins])
             for k, j in enumerate(ins):
                 if flags[j]:
                     c = _fitted(grads[k], values[j])
@@ -423,33 +514,185 @@ def jvp(tape: Tape, values: Sequence, partials: Sequence, seed: Mapping[int, obj
     tangent: list = [None] * n
     for i, v in seed.items():
         tangent[i] = v
-    inputs, ops = tape.inputs, tape.ops
     with np.errstate(all="ignore"):
         for i in range(n):
-            ins = inputs[i]
-            if not ins:
-                continue
-            op = ops[i]
-            ts = [tangent[j] for j in ins]
-            if all(t is None for t in ts):
-                continue
-            if op.jvp is not None:
-                total = op.jvp(ts, values[i], *[values[j] for j in ins])
-            else:
-                ps = partials[i]
-                total = None
-                for k, t in enumerate(ts):
-                    if t is not None:
-                        term = ps[k] * t
-                        total = term if total is None else total + term
-            shape = np.shape(values[i])
-            if total is not None and np.shape(total) != shape:
-                if np.size(total) > math.prod(shape):  # a reduction such as max(v)
-                    total = unbroadcast(total, shape)
-                else:  # an input that broadcast up to the output's shape
-                    total = np.broadcast_to(total, shape).copy()
-            tangent[i] = total
+            _jvp_node(tape, values, partials, tangent, i)
     return tangent
+
+
+def _jvp_node(tape: Tape, values: Sequence, partials: Sequence, tangent, i: int) -> None:
+    """Node i's tangent from its inputs' (`tangent` maps node ids to tangents; None: none)."""
+    ins = tape.inputs[i]
+    if not ins:
+        return
+    ts = [tangent[j] for j in ins]
+    if all(t is None for t in ts):
+        return
+    op = tape.ops[i]
+    if op.jvp is not None:
+        total = op.jvp(ts, values[i], *[values[j] for j in ins])
+    else:
+        ps = partials[i]
+        total = None
+        for k, t in enumerate(ts):
+            if t is not None:
+                term = ps[k] * t
+                total = term if total is None else total + term
+    v = values[i]
+    if total is not None and (type(total) is np.ndarray or type(v) is np.ndarray):
+        shape = np.shape(v)
+        if np.shape(total) != shape:
+            if np.size(total) > math.prod(shape):  # a reduction such as max(v)
+                total = unbroadcast(total, shape)
+            else:  # an input that broadcast up to the output's shape
+                total = np.broadcast_to(total, shape).copy()
+    tangent[i] = total
+
+
+# -- many sweeps: each one only over the nodes it reaches (issue 15) ------------------------------
+
+class Sparse(Sequence):
+    """One sweep's numbers, kept only for the nodes the sweep reached: indexing gives the number,
+    else `missing(i)` (a zero of the node's shape for adjoints, None for tangents)."""
+
+    __slots__ = ("got", "n", "missing")
+
+    def __init__(self, got: dict, n: int, missing):
+        self.got, self.n, self.missing = got, n, missing
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(self.n))]
+        if i < 0:
+            i += self.n
+        if not 0 <= i < self.n:
+            raise IndexError(i)
+        v = self.got.get(i)
+        return v if v is not None else self.missing(i)
+
+    def __iter__(self):
+        return (self[i] for i in range(self.n))
+
+
+def _zero_of(values: Sequence, flags: Sequence[bool]):
+    def zero(i: int):
+        if not flags[i]:
+            return None
+        v = values[i]
+        return Fraction(0) if type(v) is Fraction else np.zeros(np.shape(v))[()]
+    return zero
+
+
+def _none(i: int):
+    return None
+
+
+def _reach(starts: Sequence[int], edges, keep: Sequence[bool], budget: list[int], what: str):
+    """For each start, the nodes reachable from it along `edges` (through nodes with `keep`), in
+    ascending order. Every node found spends one unit of budget[0]; over it: a LimitError."""
+    out = []
+    for s in starts:
+        seen = {s}
+        stack = [s]
+        while stack:
+            i = stack.pop()
+            for j in edges[i]:
+                if keep[j] and j not in seen:
+                    seen.add(j)
+                    stack.append(j)
+        budget[0] -= len(seen)
+        if budget[0] < 0:
+            from .errors import LimitError
+
+            raise LimitError(f"{what}; raise --max-nodes (0: no limit) to go on")
+        out.append(sorted(seen))
+    return out
+
+
+def _sweep_limit(count: int, sweeps: str, limit: int) -> str:
+    return (f"the {count:,} {sweeps} would visit more than --max-nodes {limit:,} nodes in all "
+            "(each sweep visits the nodes it reaches)")
+
+
+def backward_many(tape: Tape, values: Sequence, partials: Sequence, flags: Sequence[bool],
+                  outputs: Sequence[int], max_nodes: int = 0) -> list[Sparse]:
+    """One reverse sweep per output, each only over the nodes that output reaches (not the
+    whole tape), with its adjoints kept sparse. All the sweeps together may visit at most
+    `max_nodes` nodes (0: no limit), checked before any arithmetic."""
+    n = len(tape)
+    budget = [max_nodes or n * len(outputs) + 1]
+    starts = [o for o in outputs if flags[o]]
+    orders = iter(_reach(starts, tape.inputs, flags, budget,
+                         _sweep_limit(len(outputs), "reverse sweeps (one per output)",
+                                      max_nodes)))
+    tensors = any(type(v) is np.ndarray for v in values)
+    sweep = _backward_tensors if tensors else _backward_scalars
+    scratch: list = [None] * n
+    zero = _zero_of(values, flags)
+    out = []
+    with np.errstate(all="ignore"):
+        for o in outputs:
+            if not flags[o]:
+                out.append(Sparse({}, n, zero))
+                continue
+            order = next(orders)
+            scratch[o] = seed_for(values[o])
+            sweep(tape, values, partials, flags, o, scratch, order[::-1])
+            got = {}
+            for i in order:
+                if scratch[i] is not None:
+                    got[i] = scratch[i]
+                    scratch[i] = None
+            out.append(Sparse(got, n, zero))
+    return out
+
+
+def jvp_many(tape: Tape, values: Sequence, partials: Sequence, seeds: Mapping[int, object],
+             max_nodes: int = 0) -> list[Sparse]:
+    """One forward sweep per seeded input node, each only over the nodes that depend on it, with
+    its tangents kept sparse (None where a node does not depend on it). All the sweeps together
+    may visit at most `max_nodes` nodes (0: no limit), checked before any arithmetic."""
+    n = len(tape)
+    users: list[list[int]] = [[] for _ in range(n)]
+    for i, ins in enumerate(tape.inputs):
+        for j in ins:
+            users[j].append(i)
+    everything = [True] * n
+    budget = [max_nodes or n * len(seeds) + 1]
+    orders = _reach(list(seeds), users, everything, budget,
+                    _sweep_limit(len(seeds), "forward sweeps (one per --wrt variable)",
+                                 max_nodes))
+    out = []
+    with np.errstate(all="ignore"):
+        for (start, seed), order in zip(seeds.items(), orders):
+            tangent: dict = {start: seed}
+            get = tangent.get
+            view = _Lookup(get)
+            for i in order:
+                if i != start:
+                    _jvp_node(tape, values, partials, view, i)
+            out.append(Sparse(tangent, n, _none))
+    return out
+
+
+class _Lookup:
+    """A dict read like a list (None where a node has no entry), written like one."""
+
+    __slots__ = ("get", "set")
+
+    def __init__(self, get):
+        self.get = get
+        self.set = get.__self__.__setitem__
+
+    def __getitem__(self, i):
+        return self.get(i)
+
+    def __setitem__(self, i, v):
+        if v is not None:
+            self.set(i, v)
 
 
 def nonfinite_warnings(tape: Tape, values: Sequence, partials: Sequence,
@@ -467,6 +710,8 @@ def nonfinite_warnings(tape: Tape, values: Sequence, partials: Sequence,
                 note = f" ({op.note})" if op.note else ""
                 if not np.any(np.isnan(values[i])) and not _at_pole(op, values, ins):
                     note = " (the result is beyond float64's range, about ±1.8e308)"
+                elif op.name == "pow" and np.any(np.asarray(values[ins[0]]) < 0):
+                    note = f" ({POW_NAN_NOTE})"
                 word = nonfinite_word(values[i])
                 warnings.append(f"node {i} `{tape.expr(i, 40)}`: {op.name} gives {word}{note}")
             continue

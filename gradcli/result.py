@@ -13,7 +13,7 @@ from . import engine
 from .errors import InputError
 from .ops import CONSTANTS, CONVENTIONS
 from .parse import gc_paused
-from .session import Session, check_wrt
+from .session import MAX_NODES, Session, check_wrt
 from .tape import Tape, shape_str
 
 
@@ -147,14 +147,17 @@ def run_session(s: Session, *, mode: str = "reverse", subgradient: str = "cs231n
     """Evaluate a loaded formula (`session.load`) at its point, for its --wrt names."""
     # s.wrt is resolved already; [] only for a formula without variables (None says the same)
     return run(s.tape, s.point, s.wrt or None, s.warnings, mode=mode, subgradient=subgradient,
-               exact=s.exact)
+               exact=s.exact, max_nodes=s.max_nodes)
 
 
 def run(tape: Tape, point: dict[str, np.float64], wrt: Iterable[str] | None,
         warnings: list[str] | None = None, *, mode: str = "reverse",
-        subgradient: str = "cs231n", exact: bool = False) -> Result:
+        subgradient: str = "cs231n", exact: bool = False,
+        max_nodes: int = MAX_NODES) -> Result:
     """Evaluate a parsed tape at a point (forward, local partials, one reverse sweep per output,
-    and in forward mode one tangent sweep per input)."""
+    and in forward mode one tangent sweep per input). With several outputs (or tangents), each
+    sweep runs only over the nodes it reaches, and all of them together visit at most
+    `max_nodes` nodes (0: no limit), checked before the arithmetic."""
     check_options(mode, subgradient)
     wrt_list = check_wrt(tape, wrt)
     warnings = list(warnings or [])
@@ -178,15 +181,20 @@ def run(tape: Tape, point: dict[str, np.float64], wrt: Iterable[str] | None,
         else:
             values = engine.forward(tape, point)
             partials = engine.local_partials(tape, values, subgradient, kinks, flags)
-        adjoints = [engine.backward(tape, values, partials, flags, o) for o in tape.outputs]
+        if len(tape.outputs) == 1:
+            adjoints = [engine.backward(tape, values, partials, flags, tape.outputs[0])]
+        else:
+            adjoints = engine.backward_many(tape, values, partials, flags, tape.outputs,
+                                            max_nodes)
         tangents = None
         if mode != "reverse":
-            tangents = {}
+            seeds = {}
             for name in wrt_list:
                 i = tape.variables[name]
-                seed = Fraction(1) if exact and type(values[i]) is Fraction else np.ones(
+                seeds[i] = Fraction(1) if exact and type(values[i]) is Fraction else np.ones(
                     np.shape(values[i]))[()]
-                tangents[name] = engine.jvp(tape, values, partials, {i: seed})
+            tangents = dict(zip(wrt_list, engine.jvp_many(tape, values, partials, seeds,
+                                                          max_nodes)))
     warnings += engine.nonfinite_warnings(tape, values, partials, flags)
     warnings += _kink_warnings(tape, kinks, subgradient)
     result = Result(tape, dict(point), wrt_list, values, partials, flags, adjoints, warnings,

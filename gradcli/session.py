@@ -39,6 +39,7 @@ class Session:
     warnings: list[str] = field(default_factory=list)
     seed: int | None = None
     exact: bool = False
+    max_nodes: int = MAX_NODES  # --max-nodes: also bounds the nodes all sweeps visit together
 
 
 # -- reading the argument (the command line's half) -----------------------------------------------
@@ -258,7 +259,7 @@ def load(text: str, at: Sequence[str] | Mapping[str, object] | None = None, *,
         limit(tape)
     point = read_point(text, at, seed, warnings, exact, files, source)
     names = check_wrt(tape, wrt)
-    return Session(text, tape, point, names, warnings, seed, exact)
+    return Session(text, tape, point, names, warnings, seed, exact, max_nodes)
 
 
 def load_arg(arg: str, at: Sequence[str] | None = None, **options) -> Session:

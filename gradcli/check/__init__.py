@@ -25,7 +25,7 @@ from ..session import Session, load
 from .answers import (answer_value, formula_answers, parse_expect, parse_expect_node,
                       read_answers, resolve)
 from .formulas import grade_formula
-from .numeric import find_kinks, gradient_check, suspect_rules
+from .numeric import MAX_ELEMENTS, find_kinks, gradient_check, suspect_rules
 from .report import (DEFAULT_ATOL, DEFAULT_RTOL, Answer, CheckReport, Grade, Kink, Slip, Suspect,
                      Tolerance, VariableCheck)
 from .slips import grade
@@ -33,7 +33,7 @@ from .slips import grade
 
 def run_check(result, answers: Sequence[Answer] = (), tol: Tolerance | None = None,
               names: Sequence[str] | None = None, *, exact=None, seed: int | None = None,
-              subgradient: str = "cs231n") -> CheckReport:
+              subgradient: str = "cs231n", max_elements: int = MAX_ELEMENTS) -> CheckReport:
     """Gradient check, kinks and grades for an evaluated result (`exact`: the same computed
     with fractions, for --exact; formula answers are drawn around the point with `seed`)."""
     tol = tol or Tolerance()
@@ -46,12 +46,13 @@ def run_check(result, answers: Sequence[Answer] = (), tol: Tolerance | None = No
         grades.append(grade_formula(result, a, tol, seed=seed, exact=exact is not None,
                                     subgradient=subgradient))
     grades.sort(key=lambda g: (g.node, g.kind != "value", g.answer.output or 0))
-    variables = gradient_check(result, tol, names, kinks)
+    sampled: list[str] = []  # a tensor checked on a sample of its elements (--max-elements)
+    variables = gradient_check(result, tol, names, kinks, max_elements, sampled, seed)
     by_node = {g.node: g for g in grades if g.kind == "grad" and g.answer.output in (None, 0)}
     for v in variables:
         v.expected = by_node.get(v.node)
     suspects = suspect_rules(result) if any(v.status == "mismatch" for v in variables) else []
-    warnings = list(result.warnings)
+    warnings = list(result.warnings) + sampled
     for g in grades:
         if g.search is not None and g.search.capped:
             warnings.append(f"the search for a slip behind the answer for node #{g.node} stopped "
@@ -65,7 +66,7 @@ def check_session(s: Session, *, expect: Sequence[str] = (), expect_node: Sequen
                   rtol: float | None = None, atol: float = DEFAULT_ATOL,
                   places: int | None = None, subgradient: str = "cs231n",
                   outputs: Sequence[str] | None = None, exact: bool | None = None,
-                  seed: int | None = None) -> CheckReport:
+                  seed: int | None = None, max_elements: int = MAX_ELEMENTS) -> CheckReport:
     """`gradcli check` on a loaded formula (`session.load`): its tape is not parsed again.
 
     `expect` and `expect_node` are strings as on the command line (`x=-4,y=3`; `q=3`,
@@ -111,7 +112,7 @@ def check_session(s: Session, *, expect: Sequence[str] = (), expect_node: Sequen
         result.warnings += [w for w in exact_result.warnings if w not in result.warnings]
     return run_check(result, given, Tolerance(rtol, atol, places, rounding, exact), s.wrt,
                      exact=exact_result, seed=s.seed if seed is None else seed,
-                     subgradient=subgradient)
+                     subgradient=subgradient, max_elements=max_elements)
 
 
 def _as_float(v):

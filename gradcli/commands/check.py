@@ -74,6 +74,10 @@ def command(
     digits: DigitsOpt = 6,
     seed: SeedOpt = None,
     max_nodes: MaxNodesOpt = MAX_NODES,
+    max_elements: Annotated[int, typer.Option(
+        "--max-elements", min=0,
+        help="Check at most this many elements of each tensor variable (a random sample, with "
+             "a warning; --seed picks it); 0: every element.")] = 200,  # numeric.MAX_ELEMENTS
 ) -> None:
     """Check FORMULA's gradient against central differences and grade hand-computed answers.
 
@@ -90,7 +94,7 @@ def command(
     report = check_session(s, expect=expect or [], expect_node=expect_node or [],
                            answers=answers, answers_text=read_stdin() if answers == "-" else None,
                            rtol=rtol, atol=atol, places=places, subgradient=subgradient.value,
-                           outputs=output_names(s.tape))
+                           outputs=output_names(s.tape), max_elements=max_elements)
     warn(report.warnings)
     second = None
     if hessian:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
@@ -34,6 +34,38 @@ if TYPE_CHECKING:  # pragma: no cover
 VALUE = "green"  # the table's colours: values green, gradients red
 GRAD = "red"
 LABEL_WIDTH = 40
+#: A call's arguments written out: at most this many (the first three and the last two, with
+#: "…" and the count between), so that a step over a call of 10^4 arguments is not 10^4 labels.
+MAX_ARGS = 6
+
+
+def shown_args(nodes) -> list:
+    """The argument ids a long call shows, with None where "…" stands (MAX_ARGS at most)."""
+    n = len(nodes)
+    if n <= MAX_ARGS:
+        return list(nodes)
+    return [nodes[0], nodes[1], nodes[2], None, nodes[n - 2], nodes[n - 1]]
+
+
+class _Without(Sequence):
+    """A call's inputs but the one in `pos` (max's "every other a_j"), without copying them."""
+
+    __slots__ = ("ins", "pos")
+
+    def __init__(self, ins: tuple, pos: int):
+        self.ins, self.pos = ins, pos
+
+    def __len__(self) -> int:
+        return len(self.ins) - 1
+
+    def __getitem__(self, k: int):
+        if not 0 <= k < len(self.ins) - 1:
+            raise IndexError(k)
+        return self.ins[k + (k >= self.pos)]
+
+
+def _more(nodes) -> str:
+    return f"… {len(nodes) - MAX_ARGS + 1:,} more …"
 LEGEND = "each node: Σ over its uses p of the upstream ∂{f}/∂p × the local ∂p/∂node"
 
 Piece = tuple[str, "str | None"]  # a piece of text and its style (None: plain)
@@ -135,7 +167,7 @@ class Sub:
     kind: str  # "node" (an input or the op's output), "grad" (∂f/∂parent), "text", "others"
     node: int = -1
     text: str = ""
-    nodes: tuple[int, ...] = ()
+    nodes: Sequence[int] = ()
 
 
 def rule_tokens(r: "Result", p: int, pos: int) -> list | None:
@@ -164,7 +196,7 @@ def rule_tokens(r: "Result", p: int, pos: int) -> list | None:
     if op.name in ("max", "min"):
         rhs = rhs.replace("every a_j", "a_j")
         subs["a_j"] = Sub("others", node=p, text=op.name,
-                          nodes=tuple(j for q, j in enumerate(ins) if q != pos))
+                          nodes=_Without(ins, pos))
     return [subs.get(tok, tok) for tok in _TOKEN.findall(rhs)]
 
 
@@ -253,7 +285,12 @@ class _Plain:
             return "-" + self.wrapped(ins[0])
         if op.symbol is not None and len(ins) == 2:
             return f"{self.wrapped(ins[0])} {op.symbol} {self.wrapped(ins[1])}"
-        return f"{op.name}({', '.join(self.label(j) for j in ins)})"
+        return f"{op.name}({self.args(ins)})"
+
+    def args(self, nodes) -> str:
+        """Labels of a call's arguments, a long list shortened (shown_args)."""
+        return ", ".join(_more(nodes) if j is None else self.label(j)
+                         for j in shown_args(nodes))
 
     def wrapped(self, i: int) -> str:
         lab = self.label(i)
@@ -317,7 +354,7 @@ class _Plain:
                 if len(tok.nodes) == 1:
                     out.append(self.wrapped(tok.nodes[0]))
                 elif tok.nodes:
-                    out.append(f"{tok.text}({', '.join(self.label(i) for i in tok.nodes)})")
+                    out.append(f"{tok.text}({self.args(tok.nodes)})")
                 else:  # max(v) of one tensor: compare with the result
                     out.append(self.wrapped(tok.node))
             else:
@@ -757,7 +794,13 @@ class _Tex(_Plain):
 
     def _one_level(self, i: int) -> tuple[str, int]:
         """Node i in terms of its inputs' labels (each a name, a short formula or a v_{id})."""
-        return self.compose(i, [self.node(j) for j in self.tape.inputs[i]])
+        ins = self.tape.inputs[i]
+        return self.compose(i, [(rf"\dots\text{{ {_more(ins)[2:-2]} }}\dots", _ATOM)
+                                if j is None else self.node(j) for j in shown_args(ins)])
+
+    def args(self, nodes) -> str:
+        return ", ".join(rf"\dots\text{{ {_more(nodes)[2:-2]} }}\dots" if j is None
+                         else self.label(j) for j in shown_args(nodes))
 
     def compose(self, i: int, kids: list[tuple[str, int]]) -> tuple[str, int]:
         op = self.tape.ops[i].name
@@ -794,7 +837,8 @@ class _Tex(_Plain):
             return rf"\left\lVert {kids[0][0]} \right\rVert", _ATOM
         if op == "transpose":
             return rf"{at_least(kids[0], _ATOM)}^{{\top}}", _POWER
-        if op == "stack" and all(np.ndim(self.r.values[j]) == 0 for j in self.tape.inputs[i]):
+        if op == "stack" and np.ndim(self.r.values[self.tape.inputs[i][0]]) == 0:  # np.stack:
+            # its inputs all have one shape
             return rf"\begin{{bmatrix}} {' & '.join(k for k, _ in kids)} \end{{bmatrix}}", _ATOM
         func = _TEX_FUNCS.get(op, rf"\operatorname{{{op}}}")
         return rf"{func}\left({', '.join(k for k, _ in kids)}\right)", _ATOM
@@ -858,8 +902,7 @@ class _Tex(_Plain):
                         out.append(self.wrapped(tok.nodes[0]))
                     elif tok.nodes:
                         func = _TEX_FUNCS.get(tok.text, tok.text)
-                        out.append(func + r"\left(" + ", ".join(
-                            self.label(i) for i in tok.nodes) + r"\right)")
+                        out.append(func + r"\left(" + self.args(tok.nodes) + r"\right)")
                     else:
                         out.append(self.wrapped(tok.node))
                 else:

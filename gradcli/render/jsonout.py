@@ -12,10 +12,11 @@ from __future__ import annotations
 import json
 import math
 from fractions import Fraction
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 import numpy as np
 
+from ..engine import Sparse
 from ..words import nonfinite_word
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -116,6 +117,28 @@ def _mapping(d: dict) -> str:
     return "{" + ", ".join(f"{_str(k)}: {number(v)}" for k, v in d.items()) + "}"
 
 
+def _cells(sweeps: Sequence, text) -> "Callable[[int], list[str]]":
+    """Node i's entry in each sweep (one per output, or per --wrt variable), as JSON texts.
+
+    Sparse sweeps (engine.Sparse: several outputs, forward mode) are read by the nodes each one
+    reached, so the cost is one string per entry, not one lookup per sweep and node."""
+    if not sweeps or not all(isinstance(s, Sparse) for s in sweeps):
+        return lambda i: [text(s[i]) for s in sweeps]
+    hits: dict[int, list] = {}
+    for k, s in enumerate(sweeps):
+        for i, v in s.got.items():
+            hits.setdefault(i, []).append((k, v))
+    n = len(sweeps)
+    missing = sweeps[0].missing
+
+    def cells(i: int) -> list[str]:
+        row = [text(missing(i))] * n
+        for k, v in hits.get(i, ()):
+            row[k] = text(v)
+        return row
+    return cells
+
+
 def eval_json(r: "Result") -> str:
     """The `eval --json` document of contract §4."""
     tape = r.tape
@@ -152,6 +175,9 @@ def eval_json(r: "Result") -> str:
     tangents = r.tangents
     keys = [_str(n) for n in r.wrt]
     kinks = set(r.kinks)
+    grads = _cells(adjoints, number) if single is None else None
+    grads_exact = _cells(adjoints, exact_text) if single is None and r.exact else None
+    tangent_cells = _cells([tangents[n] for n in r.wrt], number) if tangents is not None else None
     for i in range(len(tape)):
         ins = inputs[i]
         name = names.get(i)
@@ -160,7 +186,7 @@ def eval_json(r: "Result") -> str:
         elif single is not None:
             grad = number(single[i])
         else:
-            grad = "[" + ", ".join(number(adj[i]) for adj in adjoints) + "]"
+            grad = "[" + ", ".join(grads(i)) + "]"
         if ins:
             ps = partials[i]
             shown = ", ".join(number(ps[k]) if ps is not None and active[j] else "null"
@@ -171,15 +197,14 @@ def eval_json(r: "Result") -> str:
         extra = ""
         if tangents is not None:
             extra += ', "tangent": {' + ", ".join(
-                f"{key}: {number(tangents[n][i])}" for n, key in zip(r.wrt, keys)) + "}"
+                f"{key}: {cell}" for key, cell in zip(keys, tangent_cells(i))) + "}"
         if kinks and i in kinks:
             extra += f', "kink": "{r.convention}"'
         if r.exact:
             extra += f', "value_exact": {exact_text(values[i])}'
             if active[i]:
                 extra += ', "grad_exact": ' + (exact_text(single[i]) if single is not None else
-                                              "[" + ", ".join(exact_text(a[i]) for a in adjoints)
-                                              + "]")
+                                              "[" + ", ".join(grads_exact(i)) + "]")
         parts.append(
             f'{", " if i else ""}{{"id": {i}, "op": "{ops[i].name}", "expr": {_str(expr(i))}, '
             f'"name": {"null" if name is None else _str(name)}, "inputs": [{ids}], '

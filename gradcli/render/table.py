@@ -75,6 +75,9 @@ def operand_rule(tape, i: int) -> str:
 
 
 TANGENT = "cyan"
+#: Forward mode's table has a tangent column per --wrt variable: at most this many (--max-rows 0:
+#: all of them), so that thousands of variables do not make a table of thousands of columns.
+MAX_TANGENT_COLUMNS = 8
 
 
 def node_table(r: Result, digits: int = 6, max_rows: int = 200) -> tuple[Table, int]:
@@ -99,8 +102,11 @@ def node_table(r: Result, digits: int = 6, max_rows: int = 200) -> tuple[Table, 
                     lambda i: Text(fmt(r.values[i], digits, shape=False))))
     columns.append(("local partials", {"overflow": "fold"},
                     lambda i: _partials_text(r, i, digits)))
+    tangent_names = r.wrt if r.tangents is not None else []
+    if max_rows and len(tangent_names) > MAX_TANGENT_COLUMNS:  # a column per variable: capped
+        tangent_names = tangent_names[:MAX_TANGENT_COLUMNS]
     if r.tangents is not None:
-        for name in r.wrt:
+        for name in tangent_names:
             columns.append((f"tangent ∂·/∂{name}",
                             {"justify": "right", "style": TANGENT, "overflow": "fold"},
                             lambda i, name=name: _fmt_tangent(r, name, i, digits)))
@@ -109,6 +115,10 @@ def node_table(r: Result, digits: int = 6, max_rows: int = 200) -> tuple[Table, 
                         {"justify": "right", "style": GRAD, "overflow": "fold"},
                         lambda i: Text(_fmt_grad(r, i, digits) if r.active[i] else "—")))
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    if len(tangent_names) < len(r.wrt) and r.tangents is not None:
+        table.caption = Text(f"the tangents for {len(r.wrt) - len(tangent_names)} more --wrt "
+                             "variables are left out (--max-rows 0 or --json shows them)",
+                             style="dim")
     for title, options, _ in columns:
         table.add_column(Text(title), **options)
     if max_rows and n > max_rows:
