@@ -326,13 +326,20 @@ class _ArrowBatches:
                                  "empty (null)")
             if col.type != pa.float64():
                 col = col.cast(pa.float64())
-            out[name] = col.to_numpy(zero_copy_only=False)
+            out[name] = _float64s(col)
         return out
 
     def _advance(self, n: int) -> None:
         self.rows_read += n
         if self.total_rows:
             self.done = int(self.size * self.rows_read / self.total_rows)
+
+
+def _float64s(col) -> np.ndarray:
+    """A float64 Arrow array without nulls as numpy, read from its data buffer: the array's own
+    to_numpy() imports pandas when it is installed (~0.3 s of a 1 s run)."""
+    data = np.frombuffer(col.buffers()[1], dtype=np.float64, count=len(col), offset=col.offset * 8)
+    return data.copy()
 
 
 def _unreadable(path: str, what: str, exc: BaseException) -> InputError:

@@ -221,8 +221,11 @@ class ParquetSink:
         self.writer = pq.ParquetWriter(target.tmp if target.tmp else target.fh, self.schema)
 
     def write(self, chunk: "Chunk") -> None:
-        arrays = [self.pa.array(np.ascontiguousarray(c, dtype=np.float64))
-                  for c in chunk_columns(chunk, self.wrt)]
+        # from the numbers' buffers: pa.array(ndarray) imports pandas when it is installed
+        pa = self.pa
+        arrays = [pa.Array.from_buffers(pa.float64(), len(c), [None, pa.py_buffer(c)])
+                  for c in (np.ascontiguousarray(c, dtype=np.float64)
+                            for c in chunk_columns(chunk, self.wrt))]
         self.writer.write_table(self.pa.Table.from_arrays(arrays, schema=self.schema))
 
     def close(self) -> None:
