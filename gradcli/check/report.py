@@ -130,7 +130,7 @@ class Slip:
     which variant (for wrong_gate, the rule used: `add_on_mul`, `mul_on_add`, `add_on_sub`,
     `mul_on_div`, `route`, or the op whose value was computed instead; for sign_flipped:
     `value`, `grad`, `contribution` or `local` (a node further back); `path` for a slip found by
-    the search several steps back; for wrong_rule the replacement's key in slips.RULES).
+    the search several steps back; for wrong_rule the replacement's key in paths.RULES).
     `numbers` holds the values the sentence quotes."""
 
     kind: str

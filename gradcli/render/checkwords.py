@@ -200,7 +200,7 @@ def _gate_message(slip: "Slip", tape: "Tape", at: str) -> str:
             f"{which} input{named}, the others get 0")
 
 
-#: The other rules of slips.RULES, as a student would write them.
+#: The other rules of check/paths.RULES, as a student would write them.
 RULE_WORDS = {
     "tanh_no_square": "1 - tanh (the square left out)",
     "tanh_plus": "1 + tanh² (a plus for the minus)",
