@@ -13,7 +13,7 @@ import pytest
 
 from cli_runner import run as _run
 from gradcli.api import check
-from gradcli.check import slips
+from gradcli.check import paths
 
 NEURON = "samples/neuron.grad"
 NEURON_AT = "w0=2,x0=-1,w1=-3,x1=-2,w2=-3"
@@ -88,7 +88,7 @@ def test_follows_from_your_wrong_upstream_answer():
 
 
 def test_path_search_is_capped(monkeypatch):
-    monkeypatch.setattr(slips, "MAX_SITES", 3)
+    monkeypatch.setattr(paths, "MAX_SITES", 3)
     text = "L = " + "sin(" * 30 + "x" + ")" * 30
     r = check(text, at={"x": 0.3}, expect={"x": "123"})
     assert not r.grades[0].ok and r.grades[0].search.capped
