@@ -21,7 +21,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from .errors import InputError
-from .points import scalar
+from .scalars import scalar
 
 CHUNK_ROWS = 65536
 INSTALL = "pip install 'gradcli[scale]'"

@@ -8,7 +8,6 @@ names at once. A formula file may carry its own default point in comment lines `
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -18,19 +17,17 @@ from typing import Iterable, Mapping
 import numpy as np
 
 from .errors import InputError
-from .ops import CONSTANTS
+from .pointfiles import (MAX_DIMS, MAX_ELEMENTS, MAX_JSON_DEPTH,  # noqa: F401
+                         _array_from, _load_json, _load_npz, _real_array, _why,
+                         check_json_depth, load_file)
+from .scalars import _NUMBER, _SPECIAL, exact_scalar, scalar, to_fraction  # noqa: F401
 from .words import name_key, short
 
-_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
-_SPECIAL = {"inf": math.inf, "+inf": math.inf, "-inf": -math.inf, "infinity": math.inf,
-            "+infinity": math.inf, "-infinity": -math.inf, "nan": math.nan,
-            "+nan": math.nan, "-nan": math.nan}  # -nan as -inf is: NaN has no sign to keep
 # One character class inside the parentheses: linear time on any text (the nested
 # `\s*(\d+(\s*,\s*\d+)*)?\s*,?\s*` it replaces backtracked cubically). _draw reads the dims.
 _DRAW = re.compile(r"(randn|rand|zeros|ones)[ \t]*\(([0-9, \t]*)\)")
 _STRUCTURE = re.compile(r"[\[\],]")
 _DEFAULTS = re.compile(r"^[ \t]*#[ \t]*at:(.*)$", re.MULTILINE)
-MAX_ELEMENTS = 100_000_000
 #: `Point(files=NO_FILES)`: @file values are refused (a formula read from stdin; see Point).
 NO_FILES = ""
 
@@ -48,57 +45,6 @@ def split_items(spec: str) -> list[str]:
             start = i + 1
     items.append(spec[start:])
     return items
-
-
-def exact_scalar(t: str) -> Fraction | None:
-    """A number exactly as written (0.1 is 1/10, 1/3 is 1/3); None for pi, e, inf, nan."""
-    from .words import bounded_fraction
-
-    t = "".join(t.split())
-    if "/" in t:
-        num, _, den = t.partition("/")
-        if _NUMBER.fullmatch(num) and _NUMBER.fullmatch(den) and float(den) != 0:
-            a, b = bounded_fraction(num), bounded_fraction(den)
-            return None if a is None or b is None or b == 0 else a / b
-        return None
-    if _NUMBER.fullmatch(t):
-        return bounded_fraction(t)
-    return None
-
-
-def to_fraction(v):
-    """An API value for --exact: ints and fractions exact, floats as their shortest decimal."""
-    if isinstance(v, Fraction):
-        return v
-    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
-        return Fraction(int(v))
-    if isinstance(v, (float, np.floating)) and math.isfinite(v):
-        return Fraction(repr(float(v)))
-    return v
-
-
-def scalar(name: str, t: str) -> float:
-    """One number as written: 3, -2.5, 1e-3, 1/3, pi, -e, inf, nan."""
-    t = t.strip()
-    body = t
-    sign = 1.0
-    if body.startswith(("+", "-")):  # ("" is in "+-": an empty cell is no sign)
-        sign, body = (-1.0 if body[0] == "-" else 1.0), body[1:].strip()
-    if body in CONSTANTS:
-        return sign * CONSTANTS[body]
-    if t.lower() in _SPECIAL:
-        return _SPECIAL[t.lower()]
-    if "/" in t:
-        num, _, den = t.partition("/")
-        a, b = num.strip(), den.strip()
-        if _NUMBER.fullmatch(a) and _NUMBER.fullmatch(b):
-            if float(b) == 0:
-                raise InputError(f"--at {name}={short(t)}: division by zero in the value")
-            return _ratio(a, b)
-    if _NUMBER.fullmatch(t):
-        return float(t)
-    raise InputError(f"--at {name}={short(t)}: {short(t)!r} is not a number "
-                     "(write 3, -2.5, 1e-3, 1/3, pi or e)")
 
 
 def constant_value(text: str, exact: bool = False, what: str = "the value"):
@@ -213,213 +159,6 @@ def _literal(name: str, text: str) -> np.ndarray:
     if value.size == 0:
         raise InputError(f"--at {name}={short(text)}: an empty vector has no values")
     return value
-
-
-def _array_from(name: str, data, where: str) -> np.ndarray | np.float64:
-    value = _real_array(name, data, where)
-    if value.ndim == 0:
-        return np.float64(value)
-    if value.size == 0:
-        raise InputError(f"{where}: the value of {name} is empty")
-    return value
-
-
-#: numpy's own limit on dimensions; more is refused with a message (numpy would raise).
-MAX_DIMS = 64
-#: JSON nesting gradcli reads (a 64-dimension tensor needs 64): deeper is refused before json
-#: recurses (10^5 levels used to end in "internal error").
-MAX_JSON_DEPTH = 256
-
-
-def _ratio(a: str, b: str) -> float:
-    """a/b as written, exactly then rounded once: 10^400/3·10^399 is 3.33..., not inf/inf."""
-    from .words import bounded_fraction
-
-    fa, fb = bounded_fraction(a), bounded_fraction(b)
-    if fa is None or fb is None or fb == 0:
-        return float(a) / float(b)
-    try:
-        return float(fa / fb)
-    except OverflowError:
-        return math.copysign(math.inf, fa / fb)
-
-
-def _real_array(name: str, data, where: str) -> np.ndarray:
-    """`data` (a file's array, JSON lists, an API value) as float64, or a clear refusal: complex,
-    boolean, date, text and object arrays are not numbers; no more than MAX_DIMS dimensions or
-    MAX_ELEMENTS elements; integers beyond float64's range are named."""
-    what = f"{where}: the value of {name}"
-    try:
-        raw = data if isinstance(data, np.ndarray) else np.asarray(data)
-    except (ValueError, TypeError, OverflowError, RecursionError):
-        raise InputError(f"{what} is not a number or a rectangular array of numbers") from None
-    kind = raw.dtype.kind
-    if kind == "c":
-        raise InputError(f"{what} holds complex numbers; gradcli works with real numbers "
-                         "(give the real and imaginary parts as two variables)")
-    if kind == "b":
-        raise InputError(f"{what} holds booleans (true/false), not numbers; write 1 and 0")
-    if kind in "mM":
-        raise InputError(f"{what} holds dates or times, not numbers")
-    if kind in "USV":
-        raise InputError(f"{what} holds text, not numbers")
-    if kind == "O":
-        for x in raw.flat:
-            if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, float, np.number)) \
-                    or isinstance(x, (complex, np.complexfloating)):
-                raise InputError(f"{what} is not a number or a rectangular array of numbers")
-    if raw.ndim > MAX_DIMS:
-        raise InputError(f"{what} has {raw.ndim} dimensions; gradcli takes up to {MAX_DIMS}")
-    if raw.size > MAX_ELEMENTS:
-        raise InputError(f"{what} has {raw.size:,} elements, more than the {MAX_ELEMENTS:,} "
-                         "gradcli allows")
-    try:
-        return np.asarray(raw, dtype=np.float64)
-    except OverflowError:
-        raise InputError(f"{what} holds an integer beyond float64's range (about 1.8e308)"
-                         ) from None
-    except (ValueError, TypeError):
-        raise InputError(f"{what} is not a number or a rectangular array of numbers") from None
-
-
-def _check_header(shape: tuple, dtype: np.dtype, what: str) -> None:
-    """A .npy header checked before its data is read: a real-number dtype and a bounded size."""
-    if dtype.kind not in "iuf" or dtype.hasobject:
-        kinds = {"c": "complex numbers", "b": "booleans", "m": "times", "M": "dates",
-                 "U": "text", "S": "bytes", "O": "Python objects", "V": "records"}
-        raise InputError(f"{what}: the array holds {kinds.get(dtype.kind, str(dtype))}, not "
-                         "real numbers")
-    if len(shape) > MAX_DIMS:
-        raise InputError(f"{what}: the array has {len(shape)} dimensions; gradcli takes up to "
-                         f"{MAX_DIMS}")
-    size = math.prod(shape)
-    if size > MAX_ELEMENTS:
-        raise InputError(f"{what}: the array has {size:,} elements, more than the "
-                         f"{MAX_ELEMENTS:,} gradcli allows")
-
-
-def _npy_header(fh, what: str) -> tuple:
-    fmt = np.lib.format
-    try:
-        version = fmt.read_magic(fh)
-        if version == (1, 0):
-            shape, _, dtype = fmt.read_array_header_1_0(fh)
-        elif version == (2, 0):
-            shape, _, dtype = fmt.read_array_header_2_0(fh)
-        else:  # 3.0 (field names in UTF-8) is rare; anything else is not a .npy file
-            raise ValueError(f"version {version}")
-    except (ValueError, OSError, EOFError, SyntaxError, TypeError):
-        raise InputError(f"{what}: not a valid .npy file") from None
-    return shape, dtype
-
-
-def _load_npy(path: str, what: str) -> np.ndarray:
-    """A .npy file, its header checked first (a small file may declare a huge array)."""
-    with open(path, "rb") as fh:
-        shape, dtype = _npy_header(fh, what)
-    _check_header(shape, dtype, what)
-    return np.load(path, allow_pickle=False)
-
-
-def _load_npz(path: str, what: str) -> dict:
-    """A .npz file: every member's header checked (and their total size) before any is read."""
-    import zipfile
-
-    try:
-        with zipfile.ZipFile(path) as zf:
-            total = 0
-            for info in zf.infolist():
-                if not info.filename.endswith(".npy"):
-                    continue
-                with zf.open(info) as fh:
-                    shape, dtype = _npy_header(fh, f"{what}, {info.filename[:-4]}")
-                _check_header(shape, dtype, f"{what}, {info.filename[:-4]}")
-                total += math.prod(shape)
-    except zipfile.BadZipFile:
-        raise InputError(f"{what}: not a valid .npz file") from None
-    if total > MAX_ELEMENTS:
-        raise InputError(f"{what}: its arrays have {total:,} elements together, more than the "
-                         f"{MAX_ELEMENTS:,} gradcli allows")
-    with np.load(path, allow_pickle=False) as data:
-        return {k: data[k] for k in data.files}
-
-
-def _load_json(fh, what: str):
-    """JSON from a file, refused (not crashed on) when nested deeper than MAX_JSON_DEPTH."""
-    text = fh.read()
-    check_json_depth(text, what)
-    return json.loads(text)
-
-
-_JSON_BRACKETS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
-
-
-def check_json_depth(text: str, what: str, limit: int = MAX_JSON_DEPTH) -> None:
-    """Refuse JSON text nested deeper than `limit` (json.loads recurses and would fail far
-    deeper with RecursionError). One linear scan; strings are skipped."""
-    if text.count("[") + text.count("{") <= limit:
-        return
-    depth = 0
-    for m in _JSON_BRACKETS.finditer(text):
-        ch = m.group()
-        if ch[0] == '"':
-            continue
-        if ch in "[{":
-            depth += 1
-            if depth > limit:
-                raise InputError(f"{what}: the JSON is nested more than {limit} levels deep")
-        else:
-            depth -= 1
-
-
-def load_file(name: str, path: str):
-    """A value from a file: .npy, .csv/.txt (a matrix; one row or column is a vector), .json.
-    Errors never quote the file's contents (a row of a file that is not numbers is not shown)."""
-    if not os.path.isfile(path):
-        raise InputError(f"--at {name}=@{path}: no such file")
-    ext = os.path.splitext(path)[1].lower()
-    try:
-        if ext == ".npy":
-            return _array_from(name, _load_npy(path, f"--at {name}=@{path}"), path)
-        if ext == ".json":
-            with open(path, encoding="utf-8") as fh:
-                return _array_from(name, _load_json(fh, f"--at {name}=@{path}"), path)
-        with open(path, encoding="utf-8") as fh:
-            rows = [line for line in fh if line.strip() and not line.lstrip().startswith("#")]
-        if not rows:
-            raise InputError(f"--at {name}=@{path}: the file has no numbers")
-        table = []
-        for k, row in enumerate(rows):
-            cells = []
-            for c, cell in enumerate(row.split(",")):
-                try:
-                    cells.append(scalar(name, cell))
-                except InputError:
-                    raise InputError(f"--at {name}=@{path}: row {k + 1}, column {c + 1} is not "
-                                     "a number (the file must hold numbers separated by commas)"
-                                     ) from None
-            table.append(cells)
-        value = _array_from(name, table, path)
-    except InputError:
-        raise
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise InputError(f"--at {name}=@{path}: cannot read it ({_why(exc, ext)})") from None
-    if value.ndim == 2 and 1 in value.shape:
-        value = value.reshape(-1)
-        return np.float64(value[0]) if value.size == 1 else value
-    return value
-
-
-def _why(exc: Exception, ext: str) -> str:
-    """Why a file could not be read, in words that never quote its contents (numpy's and json's
-    own messages may show the bytes they choked on)."""
-    if isinstance(exc, UnicodeDecodeError):
-        return f"not UTF-8 text: byte {exc.start}"
-    if isinstance(exc, json.JSONDecodeError):
-        return f"not valid JSON: line {exc.lineno}, column {exc.colno}"
-    if isinstance(exc, OSError):
-        return exc.strerror or type(exc).__name__
-    return f"not a valid {ext or 'numbers'} file"
 
 
 def _draw(name: str, kind: str, dims: str | None, rng: np.random.Generator):

@@ -1,11 +1,12 @@
 """The layering of gradcli is a test: every import under gradcli/ points down the flow.
 
     0  errors  ops  tape  words                   leaves (and the package root, for __version__)
-    1  parse  lalr_fast  syntax_errors            text -> Tape
-    2  engine                                     forward, partials, reverse, jvp
-    3  points                                     --at values
+    1  parse  lalr_fast  lalr_gen  syntax_errors  text -> Tape; the shipped LALR tables
+    2  engine  symbolic  compiled                 sweeps; derivative tapes; compiled scalar tapes
+    3  points  scalars  pointfiles                --at values: one number; values from files
     4  session  result                            load(); run(): a Result, plain data
-    5  batch  check (package)  descend  diff      compute: plain data out
+    5  batch  check (package)  descend  diff      compute: plain data out (also surface,
+       surface  newton  columnar  cluster         newton, columnar readers, the Dask cluster)
     6  render/*                                   every byte of output
     7  commands/*  api                            one command each; the public Python API
     8  cli                                        the Typer app and the error guard
@@ -32,7 +33,7 @@ LAYERS = [
     ["gradcli", "errors", "ops", "tape", "words"],
     ["parse", "lalr_fast", "lalr_gen", "syntax_errors"],
     ["engine", "symbolic", "compiled"],
-    ["points"],
+    ["points", "scalars", "pointfiles"],
     ["session", "result"],
     ["batch", "check", "descend", "diff", "surface", "newton", "columnar", "cluster"],
     ["render"],
