@@ -7,38 +7,18 @@ Heavy imports (numpy, lark, rich) happen inside the commands, so `gradcli --help
 
 from __future__ import annotations
 
-import _signal  # built in, no import cost (`signal` imports enum: tens of ms to interrupt)
 import os
+import signal
 import sys
+from contextlib import contextmanager
+from typing import Optional
 
+import typer
+from typer.core import TyperCommand
 
-def _interrupted_while_starting(signum, frame) -> None:  # pragma: no cover - timing
-    if sys.stderr is not None:
-        os.write(2, b"gradcli: interrupted\n")
-    os._exit(130)
-
-
-# Ctrl-C while Typer and Rich are being imported (the first ~60 ms): a quiet exit 130, never a
-# traceback from the middle of an import. main() installs the usual handling afterwards.
-try:
-    _SIGINT = _signal.signal(_signal.SIGINT, _interrupted_while_starting)
-except (ValueError, TypeError):  # pragma: no cover - imported outside the main thread
-    _SIGINT = None
-
-import signal  # noqa: E402
-from contextlib import contextmanager  # noqa: E402
-from typing import Optional  # noqa: E402
-
-import typer  # noqa: E402
-from typer.core import TyperCommand  # noqa: E402
-
-from . import __version__  # noqa: E402
-from .commands import COMMANDS  # noqa: E402
-from .errors import GradcliError  # noqa: E402
-
-# Old homes of names now in session.py (tests and scripts import them from here).
-from .session import (MAX_FORMULA_BYTES, MAX_NODES, check_nodes,  # noqa: F401, E402
-                      nodes_at_least, read_formula)
+from . import __version__
+from .commands import COMMANDS
+from .errors import GradcliError
 
 EXIT_USAGE = 2
 SHELLS = ("bash", "zsh", "fish", "powershell", "pwsh")  # --show-completion SHELL
@@ -218,11 +198,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     from .render.console import drop_stdout, ensure_stdio, io_failure, say, settle_stdout
 
     ensure_stdio()
-    if _SIGINT is not None:
-        try:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-        except ValueError:  # pragma: no cover - not the main thread
-            pass
+    try:  # the package's quiet Ctrl-C of start-up (gradcli/__init__.py) ends here
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    except ValueError:  # pragma: no cover - not the main thread
+        pass
     try:
         code = _main(argv)
         sys.stdout.flush()
@@ -339,5 +318,3 @@ def _register() -> None:
 
 
 _register()
-if _SIGINT is not None:  # imported: Ctrl-C is the caller's again (main() handles its own)
-    signal.signal(signal.SIGINT, _SIGINT)

@@ -29,7 +29,8 @@ from cli_runner import runner
 
 import gradcli.session as cli
 from gradcli import evaluate
-from gradcli.cli import app, check_nodes, nodes_at_least
+from gradcli.cli import app
+from gradcli.session import check_nodes, nodes_at_least
 from gradcli.errors import GradcliError, InputError
 
 ROOT = Path(__file__).resolve().parent.parent
