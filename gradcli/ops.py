@@ -1,27 +1,31 @@
-"""The rule table: one entry per operator, its value and, right below it, its local partials.
+"""The rule table: one entry per operator, what it is here, its numpy rules in gradcli/rules.py.
 
-`partials(y, *xs)` returns one local derivative ∂y/∂x_i per input; it receives the output `y`
-so that exp, sigmoid, tanh and sqrt reuse it. The engine derives the reverse rule (g · p_i) and
-the forward rule (Σ p_i · dx_i) from these, and the renderers print the very same numbers.
+Each op's value function and, right below it, its local partials `partials(y, *xs)` (one local
+derivative ∂y/∂x_i per input; it receives the output `y` so that exp, sigmoid, tanh and sqrt reuse
+it) live in `rules.py`, keyed by the op's name; the engine derives the reverse rule (g · p_i) and
+the forward rule (Σ p_i · dx_i) from these, and the renderers print the very same numbers. This
+module holds everything else about an op (its name, arity, symbol, rule as a student writes it,
+note, poles, aliases, exact and formula rules) and imports no numpy, so that a scalar formula is
+parsed, evaluated with floats (compiled.py) and printed without it.
 
-Every function works on numpy float64 scalars and arrays alike (values are numpy from the start).
-Edge cases are decided here, once, and written in each entry's `note`.
+The numpy rules are bound to the ops by `install()`, once: engine.py, batch.py, symbolic.py and
+every other numpy user import a numpy name of this module (ONE, _matmul_vjp, ...) or install()
+itself, which installs them; and an op whose rules are not bound yet has those attributes unset,
+so that the first read of op.value, op.partials, op.vjp, ... installs them (_Unbound.__getattr__):
+no code path sees an op without its rules. After that each is a plain Op whose rules are slots,
+read as fast as ever (tests/test_cold_start.py checks both).
+Edge cases are decided once, written in each entry's `note`.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from fractions import Fraction
-from functools import reduce
 from typing import Callable
 
-import numpy as np
-
-LN2 = np.log(2.0)
-LN10 = np.log(10.0)
-ONE = np.float64(1.0)
-MINUS_ONE = np.float64(-1.0)
-ZERO = np.float64(0.0)
+#: The fields of an Op that hold numpy rules (bound by install(), from rules.RULES).
+RULE_FIELDS = ("value", "partials", "vjp", "jvp", "kink", "subgradient", "partial_each")
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +35,8 @@ class Op:
     Elementwise ops give `partials`; the engine multiplies and undoes broadcasting. Structural
     ops (matmul, sum, softmax, ...) give `vjp(g, y, *xs)` -> one gradient per input (None for an
     input that takes none, such as an axis) and `jvp(ts, y, *xs)` -> the output's tangent, with
-    `ts[k]` None where input k has no tangent.
+    `ts[k]` None where input k has no tangent. The table's entries get these from rules.py when
+    something first reads one (see install()).
     """
 
     name: str
@@ -67,70 +72,99 @@ class Op:
         return self.vjp is None
 
 
-def _where(cond, a, b):
-    """np.where that gives a numpy scalar (not a 0-d array) for scalar inputs."""
-    return np.where(cond, a, b)[()]
+class _Unbound(Op):
+    """An entry of the table whose numpy rules are not bound yet: its rule slots are unset, and
+    reading one binds them all (install()), which also makes it a plain Op. (Only this class
+    has a __getattr__: on Op itself, Python would route every attribute read through it, which
+    doubles the cost of the engine's op.value on the hot path.)"""
 
+    __slots__ = ()
 
-def _indicator(cond):
-    return _where(cond, ONE, ZERO)
-
-
-def _real(y, slope):
-    """No slope where the function has no real value: a NaN value gets a NaN partial."""
-    return _where(np.isnan(y), np.nan, slope)
-
-
-def _pow_partials(y, a, b, need=(True, True)):
-    da = db = None
-    if need[0]:
-        # d/da a^b = b·a^(b-1), taken as 0 when b = 0 (so 0^0 has slope 0, not 0·∞).
-        da = _where(b == 0, ZERO, b * a ** (b - 1))
-    if need[1]:
-        # d/db a^b = a^b·ln a for a > 0; 0 for a = 0 < b (the one-sided limit); NaN otherwise
-        # (a negative base has no real derivative in the exponent).
-        with np.errstate(all="ignore"):
-            logs = np.log(np.where(a > 0, a, 1.0))
-        db = _where(a > 0, y * logs, _where((a == 0) & (b > 0), ZERO, np.nan))
-    return da, db
+    def __getattr__(self, name: str):
+        # Reached only when a slot is unset. Bind the rules (imports numpy), then read it.
+        if name in RULE_FIELDS:
+            install()
+            return object.__getattribute__(self, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
 
 #: How to pick a slope where a function has a kink (--subgradient).
 CONVENTIONS = ("cs231n", "half", "zero")
 
-
-def _ties(y, xs):
-    """How many inputs reach the extreme y: per element, or over the elements of one tensor."""
-    if len(xs) == 1:
-        return np.sum(xs[0] == y)
-    return sum(_indicator(x == y) for x in xs)
-
-
-def _tied(convention: str, y, xs):
-    """max/min partials at a tie under a convention (cs231n: 1 each; half: 1/k; zero: 0)."""
-    count = _ties(y, xs)
-    out = []
-    for x in xs:
-        hit = _indicator(x == y)
-        if convention == "half":
-            out.append(hit / count)
-        elif convention == "zero":
-            out.append(_where(count > 1, ZERO * hit, hit))
-        else:
-            out.append(hit)
-    return tuple(out)
-
-
-def _sigmoid(a):
-    return 1.0 / (1.0 + np.exp(-a))
-
-
 OPS: dict[str, Op] = {}
+
+#: Every op made by entry(), whose rules install() binds (those still in OPS and any other).
+_LAZY: list[Op] = []
+_installed = False
+
+
+def entry(name: str, arity: int, rule: str, note: str = "", **about) -> Op:
+    """An op of the table: what it is, its numpy rules left unbound until install()."""
+    op = _Unbound(name, arity, None, None, rule, note, **about)
+    for f in RULE_FIELDS:
+        object.__delattr__(op, f)
+    _LAZY.append(op)
+    return op
+
+
+def _bound(op: Op) -> bool:
+    try:
+        object.__getattribute__(op, "value")
+    except AttributeError:
+        return False
+    return True
+
+
+def _fill(op: Op, **about) -> None:
+    """Set fields of an entry while the table is being built (the ops are frozen afterwards)."""
+    for key, value in about.items():
+        object.__setattr__(op, key, value)
+
+
+def install() -> None:
+    """Bind every op's numpy rules (value, partials, vjp, ...) from rules.py: imports numpy.
+    Cheap after the first call; safe to call again (from any thread)."""
+    global _installed
+    if _installed:
+        return
+    from . import rules
+
+    for op in list(_LAZY):
+        if _bound(op):
+            continue
+        table = rules.RULES.get(op.name, {})
+        for f in RULE_FIELDS[1:]:
+            object.__setattr__(op, f, table.get(f))
+        # value last: _bound() (another thread's install) then means every field is set
+        object.__setattr__(op, "value", table.get("value"))
+        object.__setattr__(op, "__class__", Op)  # bound: a plain Op from now on
+        if op.arity != 0 and op.partials is None and op.vjp is None:
+            raise MissingRule(op.name)
+    _installed = True
+
+
+def installed() -> bool:
+    """Whether the numpy rules are bound (numpy is imported then)."""
+    return _installed
+
+
+def __getattr__(name: str):
+    # The numpy names that used to live here (ONE, MINUS_ONE, _matmul_vjp, ...): importing one
+    # (`from .ops import ONE`) binds the rules too, so engine.py installs them as it loads.
+    if name.startswith("__"):
+        raise AttributeError(name)
+    install()
+    from . import rules
+
+    try:
+        return getattr(rules, name)
+    except AttributeError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
 
 
 def _register(*ops: Op) -> None:
     for op in ops:
-        if op.arity != 0 and op.partials is None and op.vjp is None:
+        if _bound(op) and op.arity != 0 and op.partials is None and op.vjp is None:
             raise MissingRule(op.name)  # an op with inputs needs partials or a vjp
         OPS[op.name] = op
 
@@ -154,268 +188,89 @@ class MissingRule(KeyError):
         return f"no rule for op {self.name!r} in gradcli.ops.OPS"
 
 
+
 _register(
     Op("const", 0, None, None, "", "a number or a named constant (pi, e); carries no gradient",
        function=False),
     Op("var", 0, None, None, "", "an input variable, set with --at", function=False),
-    Op("id", 1, lambda a: a,
-       lambda y, a: (ONE,), "∂/∂a = 1", "a named copy (q = x)", function=False),
-    Op("add", 2, lambda a, b: a + b,
-       lambda y, a, b: (ONE, ONE), "∂/∂a = 1, ∂/∂b = 1", symbol="+", function=False,
-       noun="a sum"),
-    Op("sub", 2, lambda a, b: a - b,
-       lambda y, a, b: (ONE, MINUS_ONE), "∂/∂a = 1, ∂/∂b = -1", symbol="-", function=False,
-       noun="a difference"),
-    Op("mul", 2, lambda a, b: a * b,
-       lambda y, a, b: (b, a), "∂/∂a = b, ∂/∂b = a", symbol="*", function=False,
-       noun="a product"),
-    Op("div", 2, lambda a, b: a / b,
-       lambda y, a, b: (1.0 / b, -y / b), "∂/∂a = 1/b, ∂/∂b = -a/b²",
-       "b = 0 gives ±Infinity (or NaN for 0/0) with a warning", symbol="/",
-       partial_each=(lambda y, a, b: 1.0 / b, lambda y, a, b: -y / b), pole=1, function=False,
-       noun="a quotient"),
-    Op("neg", 1, lambda a: -a,
-       lambda y, a: (MINUS_ONE,), "∂/∂a = -1", symbol="-", function=False),
-    Op("pow", 2, lambda a, b: a ** b,
-       _pow_partials, "∂/∂a = b·a^(b-1), ∂/∂b = a^b·ln a",
-       "0^0 = 1 with ∂/∂a = 0; a negative base needs an integer exponent (else NaN); "
-       "∂/∂b is 0 at a = 0 < b and NaN for a < 0", symbol="^",
-       partial_each=(lambda y, a, b: _pow_partials(y, a, b, need=(True, False))[0],
-                     lambda y, a, b: _pow_partials(y, a, b, need=(False, True))[1]),
-       pole=0, noun="a power"),
-    Op("exp", 1, np.exp,
-       lambda y, a: (y,), "∂/∂a = exp(a)", "overflows to Infinity above a ≈ 709.78"),
-    Op("log", 1, np.log,
-       lambda y, a: (_real(y, 1.0 / a),), "∂/∂a = 1/a", "natural logarithm (ln); domain a > 0: "
-       "log(0) = -Infinity, log(a < 0) = NaN", pole=0, aliases=("ln",)),
-    Op("log2", 1, np.log2,
-       lambda y, a: (_real(y, 1.0 / (a * LN2)),), "∂/∂a = 1/(a·ln 2)", "domain a > 0", pole=0),
-    Op("log10", 1, np.log10,
-       lambda y, a: (_real(y, 1.0 / (a * LN10)),), "∂/∂a = 1/(a·ln 10)", "domain a > 0",
-       pole=0),
-    Op("sqrt", 1, np.sqrt,
-       lambda y, a: (0.5 / y,), "∂/∂a = 1/(2·sqrt(a))",
-       "domain a ≥ 0; the slope at 0 is Infinity"),
-    Op("sin", 1, np.sin, lambda y, a: (np.cos(a),), "∂/∂a = cos(a)"),
-    Op("cos", 1, np.cos, lambda y, a: (-np.sin(a),), "∂/∂a = -sin(a)"),
-    Op("tan", 1, np.tan, lambda y, a: (1.0 + y * y,), "∂/∂a = 1 + tan²(a)"),
-    Op("asin", 1, np.arcsin,
-       lambda y, a: (1.0 / np.sqrt(1.0 - a * a),), "∂/∂a = 1/sqrt(1 - a²)",
-       "domain -1 ≤ a ≤ 1; the slope at ±1 is Infinity"),
-    Op("acos", 1, np.arccos,
-       lambda y, a: (-1.0 / np.sqrt(1.0 - a * a),), "∂/∂a = -1/sqrt(1 - a²)",
-       "domain -1 ≤ a ≤ 1; the slope at ±1 is -Infinity"),
-    Op("atan", 1, np.arctan, lambda y, a: (1.0 / (1.0 + a * a),), "∂/∂a = 1/(1 + a²)"),
-    Op("sinh", 1, np.sinh, lambda y, a: (np.cosh(a),), "∂/∂a = cosh(a)"),
-    Op("cosh", 1, np.cosh, lambda y, a: (np.sinh(a),), "∂/∂a = sinh(a)"),
-    Op("tanh", 1, np.tanh, lambda y, a: (1.0 - y * y,), "∂/∂a = 1 - tanh²(a)"),
-    Op("sigmoid", 1, _sigmoid,
-       lambda y, a: (y * (1.0 - y),), "∂/∂a = σ(a)·(1 - σ(a))",
-       "σ(a) = 1/(1 + exp(-a)), as the course computes it"),
-    Op("relu", 1, lambda a: np.maximum(a, 0.0),
-       lambda y, a: (_indicator(a > 0),), "∂/∂a = 1(a > 0)", "kink at 0: relu'(0) = 0",
-       kink=lambda y, a: a == 0,
-       subgradient=lambda conv, y, a: (ZERO * a + (0.5 if conv == "half" else 0.0),),
-       kink_rule="relu'(0) is 0 (cs231n, zero) or 1/2 (half)"),
-    Op("softplus", 1, lambda a: np.logaddexp(0.0, a),
-       lambda y, a: (_sigmoid(a),), "∂/∂a = σ(a)", "log(1 + exp(a)), computed without overflow"),
-    Op("abs", 1, np.abs,
-       lambda y, a: (np.sign(a),), "∂/∂a = sign(a)", "kink at 0: abs'(0) = 0",
-       kink=lambda y, a: a == 0, kink_rule="abs'(0) is 0 in every convention"),
-    Op("sign", 1, np.sign,
-       lambda y, a: (ZERO * a,), "∂/∂a = 0", "sign(0) = 0; the jump at 0 is given slope 0",
-       kink=lambda y, a: a == 0, kink_rule="the jump of sign at 0 has slope 0"),
-    Op("max", -1, lambda *xs: reduce(np.maximum, xs) if len(xs) > 1 else np.max(xs[0]),
-       lambda y, *xs: tuple(_indicator(x >= y) for x in xs), "∂/∂a_i = 1(a_i ≥ every a_j)",
-       "CS231n's convention: at a tie every maximal input gets slope 1; "
-       "max(v) of one tensor is its largest element",
-       kink=lambda y, *xs: _ties(y, xs) > 1, subgradient=lambda c, y, *xs: _tied(c, y, xs),
-       kink_rule="at a tie every maximal input gets 1 (cs231n), 1/k of k tied (half), 0 (zero)",
-       noun="a max"),
-    Op("min", -1, lambda *xs: reduce(np.minimum, xs) if len(xs) > 1 else np.min(xs[0]),
-       lambda y, *xs: tuple(_indicator(x <= y) for x in xs), "∂/∂a_i = 1(a_i ≤ every a_j)",
-       "at a tie every minimal input gets slope 1 (as for max)",
-       kink=lambda y, *xs: _ties(y, xs) > 1, subgradient=lambda c, y, *xs: _tied(c, y, xs),
-       kink_rule="at a tie every minimal input gets 1 (cs231n), 1/k of k tied (half), 0 (zero)",
-       noun="a min"),
-    Op("atan2", 2, np.arctan2,
-       lambda y, a, b: (b / (a * a + b * b), -a / (a * a + b * b)),
-       "∂/∂y = x/(x² + y²), ∂/∂x = -y/(x² + y²)", "atan2(y, x); no slope at the origin (NaN)"),
+    entry("id", 1, "∂/∂a = 1", "a named copy (q = x)", function=False),
+    entry("add", 2, "∂/∂a = 1, ∂/∂b = 1", symbol="+", function=False, noun="a sum"),
+    entry("sub", 2, "∂/∂a = 1, ∂/∂b = -1", symbol="-", function=False, noun="a difference"),
+    entry("mul", 2, "∂/∂a = b, ∂/∂b = a", symbol="*", function=False, noun="a product"),
+    entry("div", 2, "∂/∂a = 1/b, ∂/∂b = -a/b²",
+          "b = 0 gives ±Infinity (or NaN for 0/0) with a warning", symbol="/", pole=1,
+          function=False, noun="a quotient"),
+    entry("neg", 1, "∂/∂a = -1", symbol="-", function=False),
+    entry("pow", 2, "∂/∂a = b·a^(b-1), ∂/∂b = a^b·ln a",
+          "0^0 = 1 with ∂/∂a = 0; a negative base needs an integer exponent (else NaN); "
+          "∂/∂b is 0 at a = 0 < b and NaN for a < 0", symbol="^", pole=0, noun="a power"),
+    entry("exp", 1, "∂/∂a = exp(a)", "overflows to Infinity above a ≈ 709.78"),
+    entry("log", 1, "∂/∂a = 1/a", "natural logarithm (ln); domain a > 0: "
+          "log(0) = -Infinity, log(a < 0) = NaN", pole=0, aliases=("ln",)),
+    entry("log2", 1, "∂/∂a = 1/(a·ln 2)", "domain a > 0", pole=0),
+    entry("log10", 1, "∂/∂a = 1/(a·ln 10)", "domain a > 0", pole=0),
+    entry("sqrt", 1, "∂/∂a = 1/(2·sqrt(a))", "domain a ≥ 0; the slope at 0 is Infinity"),
+    entry("sin", 1, "∂/∂a = cos(a)"),
+    entry("cos", 1, "∂/∂a = -sin(a)"),
+    entry("tan", 1, "∂/∂a = 1 + tan²(a)"),
+    entry("asin", 1, "∂/∂a = 1/sqrt(1 - a²)", "domain -1 ≤ a ≤ 1; the slope at ±1 is Infinity"),
+    entry("acos", 1, "∂/∂a = -1/sqrt(1 - a²)",
+          "domain -1 ≤ a ≤ 1; the slope at ±1 is -Infinity"),
+    entry("atan", 1, "∂/∂a = 1/(1 + a²)"),
+    entry("sinh", 1, "∂/∂a = cosh(a)"),
+    entry("cosh", 1, "∂/∂a = sinh(a)"),
+    entry("tanh", 1, "∂/∂a = 1 - tanh²(a)"),
+    entry("sigmoid", 1, "∂/∂a = σ(a)·(1 - σ(a))",
+          "σ(a) = 1/(1 + exp(-a)), as the course computes it"),
+    entry("relu", 1, "∂/∂a = 1(a > 0)", "kink at 0: relu'(0) = 0",
+          kink_rule="relu'(0) is 0 (cs231n, zero) or 1/2 (half)"),
+    entry("softplus", 1, "∂/∂a = σ(a)", "log(1 + exp(a)), computed without overflow"),
+    entry("abs", 1, "∂/∂a = sign(a)", "kink at 0: abs'(0) = 0",
+          kink_rule="abs'(0) is 0 in every convention"),
+    entry("sign", 1, "∂/∂a = 0", "sign(0) = 0; the jump at 0 is given slope 0",
+          kink_rule="the jump of sign at 0 has slope 0"),
+    entry("max", -1, "∂/∂a_i = 1(a_i ≥ every a_j)",
+          "CS231n's convention: at a tie every maximal input gets slope 1; "
+          "max(v) of one tensor is its largest element",
+          kink_rule="at a tie every maximal input gets 1 (cs231n), 1/k of k tied (half), 0 (zero)",
+          noun="a max"),
+    entry("min", -1, "∂/∂a_i = 1(a_i ≤ every a_j)",
+          "at a tie every minimal input gets slope 1 (as for max)",
+          kink_rule="at a tie every minimal input gets 1 (cs231n), 1/k of k tied (half), 0 (zero)",
+          noun="a min"),
+    entry("atan2", 2, "∂/∂y = x/(x² + y²), ∂/∂x = -y/(x² + y²)",
+          "atan2(y, x); no slope at the origin (NaN)"),
 )
 
 # -- tensors -------------------------------------------------------------------------------------
 # Structural ops follow numpy's shape rules; each gives its reverse (vjp) and forward (jvp) rule.
 
-
-def _matmul_vjp(g, y, a, b, need=(True, True)):
-    """Both inputs' shares; `need` (from the engine: which inputs carry a gradient) skips the
-    product nobody reads (X's share in X @ W when only W is a parameter): None there."""
-    a2, b2 = np.ndim(a), np.ndim(b)
-    if a2 == 1 and b2 == 1:  # inner product: a scalar
-        return g * b, g * a
-    if a2 == 1:  # (k,) @ (k, m) -> (m,)
-        return b @ g if need[0] else None, np.outer(a, g) if need[1] else None
-    if b2 == 1:  # (n, k) @ (k,) -> (n,)
-        return np.outer(g, b) if need[0] else None, a.T @ g if need[1] else None
-    return (g @ np.swapaxes(b, -1, -2) if need[0] else None,
-            np.swapaxes(a, -1, -2) @ g if need[1] else None)
-
-
-def _matmul_jvp(ts, y, a, b):
-    ta, tb = ts
-    out = None
-    if ta is not None:
-        out = np.matmul(ta, b)
-    if tb is not None:
-        term = np.matmul(a, tb)
-        out = term if out is None else out + term
-    return out
-
-
-def _dot(a, b):
-    if np.ndim(a) == 0 or np.ndim(b) == 0:
-        raise ValueError("dot takes vectors or matrices; write * to scale by a number")
-    return np.dot(a, b)[()]
-
-
-def _axis(xs) -> int | None:
-    return int(xs[1]) if len(xs) > 1 else None
-
-
-def _keep(xs) -> bool:
-    """Whether a reduction keeps the reduced axis (sum(A, 1, keep): the third input is 1)."""
-    return len(xs) > 2 and bool(xs[2])
-
-
-def _expand(g, a, axis, keep=False):
-    """A reduction's gradient spread back over the reduced axis (or all elements)."""
-    if axis is not None and np.ndim(a) > 0 and not keep:
-        g = np.expand_dims(g, axis)
-    return np.broadcast_to(g, np.shape(a)).copy() if np.ndim(a) else g
-
-
-def _sum(a, *axis):
-    return np.sum(a, axis=_axis((a, *axis)), keepdims=_keep((a, *axis)))[()]
-
-
-def _mean(a, *axis):
-    return np.mean(a, axis=_axis((a, *axis)), keepdims=_keep((a, *axis)))[()]
-
-
-def _count_reduced(a, axis):
-    return np.size(a) if axis is None else np.shape(a)[axis]
-
-
-def _softmax(a, *axis):
-    ax = _axis((a, *axis))
-    if ax is None and np.ndim(a) > 1:
-        # numpy's rule would take every element; the course means each row: say which
-        raise ValueError(f"softmax of a {np.ndim(a)}-D tensor needs an axis: softmax(A, 1) "
-                         "along each row, softmax(A, 0) along each column")
-    ax = -1 if ax is None else ax
-    if np.ndim(a) == 0:
-        return ONE
-    z = a - np.max(a, axis=ax, keepdims=True)
-    e = np.exp(z)
-    return e / np.sum(e, axis=ax, keepdims=True)
-
-
-def _softmax_vjp(g, y, a, *axis):
-    ax = _axis((a, *axis))
-    ax = -1 if ax is None else ax
-    if np.ndim(a) == 0:
-        return (ZERO * g,) + (None,) * len(axis)
-    return (y * (g - np.sum(g * y, axis=ax, keepdims=True)),) + (None,) * len(axis)
-
-
-def _softmax_jvp(ts, y, a, *axis):
-    ax = _axis((a, *axis))
-    ax = -1 if ax is None else ax
-    t = ts[0]
-    if np.ndim(a) == 0:
-        return ZERO * t
-    return y * (t - np.sum(t * y, axis=ax, keepdims=True))
-
-
-def _logsumexp(a, *axis):
-    ax = _axis((a, *axis))
-    m = np.max(a, axis=ax, keepdims=True)
-    m = np.where(np.isfinite(m), m, 0.0)
-    out = np.log(np.sum(np.exp(a - m), axis=ax, keepdims=True)) + m
-    if _keep((a, *axis)):
-        return out
-    return (np.squeeze(out, axis=ax) if ax is not None else out.reshape(()))[()]
-
-
-def _lse_weights(y, a, axis, keep=False):
-    yk = y if axis is None or np.ndim(a) == 0 or keep else np.expand_dims(y, axis)
-    return np.exp(a - yk)
-
-
-def _norm(a):
-    return np.sqrt(np.sum(a * a))[()]
-
-
-def _norm_vjp(g, y, a):
-    # The slope of ‖a‖ at a = 0 is taken as 0 (a kink; any unit vector would do).
-    return (g * _where(y > 0, a / np.where(y > 0, y, 1.0), ZERO * a),)
-
-
-def _stack_vjp(g, y, *xs):
-    return tuple(g[k] for k in range(len(xs)))
-
-
-def _stack_jvp(ts, y, *xs):
-    return np.stack([np.zeros(np.shape(x)) if t is None else np.broadcast_to(t, np.shape(x))
-                     for t, x in zip(ts, xs)])
-
-
-def _tangent_sum(ts, xs, fn):
-    t = ts[0]
-    return None if t is None else fn(t, *xs[1:])
-
-
 _register(
-    Op("matmul", 2, np.matmul, None, "∂/∂A = G·Bᵀ, ∂/∂B = Aᵀ·G",
-       "numpy's shape rules: (n,k)@(k,m), (n,k)@(k,), (k,)@(k,m), (k,)@(k,)", symbol="@",
-       vjp=_matmul_vjp, jvp=_matmul_jvp, function=False),
-    Op("dot", 2, _dot, None, "∂/∂a = G·bᵀ, ∂/∂b = aᵀ·G",
-       "dot(a, b): the inner product of vectors; for matrices, the matrix product",
-       vjp=_matmul_vjp, jvp=_matmul_jvp),
-    Op("transpose", 1, lambda a: np.transpose(a), None, "∂/∂A = Gᵀ",
-       "transpose(A), also written A.T; a vector or scalar is its own transpose",
-       vjp=lambda g, y, a: (np.transpose(g),),
-       jvp=lambda ts, y, a: np.transpose(ts[0])),
-    Op("sum", 1, _sum, None, "∂/∂a_i = 1",
-       "sum(A) adds every element; sum(A, k) adds along axis k; sum(A, k, keep) keeps axis k "
-       "(length 1)", max_arity=3, axis=True,
-       vjp=lambda g, y, a, *ax: (_expand(g, a, _axis((a, *ax)), _keep((a, *ax))),)
-       + (None,) * len(ax),
-       jvp=lambda ts, y, a, *ax: _tangent_sum(ts, (a, *ax), _sum)),
-    Op("mean", 1, _mean, None, "∂/∂a_i = 1/n",
-       "mean(A) of every element; mean(A, k) along axis k; mean(A, k, keep) keeps axis k",
-       max_arity=3, axis=True,
-       vjp=lambda g, y, a, *ax: (_expand(g, a, _axis((a, *ax)), _keep((a, *ax))) / _count_reduced(
-           a, _axis((a, *ax))),) + (None,) * len(ax),
-       jvp=lambda ts, y, a, *ax: _tangent_sum(ts, (a, *ax), _mean)),
-    Op("softmax", 1, _softmax, None, "∂/∂a = y ⊙ (G - Σ G ⊙ y)",
-       "softmax(v) of a vector; softmax(A, k) along axis k (a matrix needs its axis), "
-       "computed without overflow",
-       max_arity=2, axis=True, vjp=_softmax_vjp, jvp=_softmax_jvp),
-    Op("logsumexp", 1, _logsumexp, None, "∂/∂a = G · softmax(a)",
-       "log Σ exp(a) over every element (or along axis k; logsumexp(A, k, keep) keeps axis k), "
-       "computed without overflow", max_arity=3, axis=True,
-       vjp=lambda g, y, a, *ax: (_expand(g, a, _axis((a, *ax)), _keep((a, *ax))) * _lse_weights(
-           y, a, _axis((a, *ax)), _keep((a, *ax))),) + (None,) * len(ax),
-       jvp=lambda ts, y, a, *ax: None if ts[0] is None else _sum(
-           _lse_weights(y, a, _axis((a, *ax)), _keep((a, *ax))) * ts[0], *ax)),
-    Op("norm", 1, _norm, None, "∂/∂a = a/‖a‖",
-       "the Euclidean (Frobenius) norm of every element; its slope at 0 is taken as 0",
-       vjp=_norm_vjp, kink=lambda y, a: y == 0, kink_rule="‖a‖ at a = 0 is given slope 0",
-       jvp=lambda ts, y, a: _where(y > 0, np.sum(a * ts[0]) / np.where(y > 0, y, 1.0), ZERO)),
-    Op("stack", -1, lambda *xs: np.stack(xs), None, "∂/∂a_k = G[k]",
-       "a [a, b, ...] literal with variables: its elements stacked along a new first axis",
-       vjp=_stack_vjp, jvp=_stack_jvp, function=False),
+    entry("matmul", 2, "∂/∂A = G·Bᵀ, ∂/∂B = Aᵀ·G",
+          "numpy's shape rules: (n,k)@(k,m), (n,k)@(k,), (k,)@(k,m), (k,)@(k,)", symbol="@",
+          function=False),
+    entry("dot", 2, "∂/∂a = G·bᵀ, ∂/∂b = aᵀ·G",
+          "dot(a, b): the inner product of vectors; for matrices, the matrix product"),
+    entry("transpose", 1, "∂/∂A = Gᵀ",
+          "transpose(A), also written A.T; a vector or scalar is its own transpose"),
+    entry("sum", 1, "∂/∂a_i = 1",
+          "sum(A) adds every element; sum(A, k) adds along axis k; sum(A, k, keep) keeps axis k "
+          "(length 1)", max_arity=3, axis=True),
+    entry("mean", 1, "∂/∂a_i = 1/n",
+          "mean(A) of every element; mean(A, k) along axis k; mean(A, k, keep) keeps axis k",
+          max_arity=3, axis=True),
+    entry("softmax", 1, "∂/∂a = y ⊙ (G - Σ G ⊙ y)",
+          "softmax(v) of a vector; softmax(A, k) along axis k (a matrix needs its axis), "
+          "computed without overflow", max_arity=2, axis=True),
+    entry("logsumexp", 1, "∂/∂a = G · softmax(a)",
+          "log Σ exp(a) over every element (or along axis k; logsumexp(A, k, keep) keeps axis k), "
+          "computed without overflow", max_arity=3, axis=True),
+    entry("norm", 1, "∂/∂a = a/‖a‖",
+          "the Euclidean (Frobenius) norm of every element; its slope at 0 is taken as 0",
+          kink_rule="‖a‖ at a = 0 is given slope 0"),
+    entry("stack", -1, "∂/∂a_k = G[k]",
+          "a [a, b, ...] literal with variables: its elements stacked along a new first axis",
+          function=False),
 )
 
 # -- comparisons, where, real roots, indexing (issue 12) ------------------------------------------
@@ -431,140 +286,41 @@ POW_NAN_NOTE = ("a negative base needs a whole exponent: by float rules x^(1/3) 
 COMPARISONS = {"<": "lt", "<=": "le", ">": "gt", ">=": "ge", "==": "eq", "!=": "ne"}
 
 
-def _compare(name: str, symbol: str, test: Callable) -> Op:
-    return Op(name, 2, lambda a, b: _indicator(test(a, b)),
-              lambda y, a, b: (ZERO * a, ZERO * b), "∂/∂a = 0, ∂/∂b = 0",
-              f"a {symbol} b is 1 where true, else 0; no gradient flows through a comparison",
-              symbol=symbol, function=False, kink=lambda y, a, b: a == b,
-              kink_rule=f"a {symbol} b jumps at a = b: its slope is 0 on both sides")
 
-
-def _where_partials(y, c, a, b):
-    take = _indicator(c != 0)
-    return ZERO * c, take, 1.0 - take
-
-
-def _real_root(a, n):
-    """a^(1/n), real for a negative a and an odd whole n (cbrt(-8) = -2); NaN for an even n."""
-    with np.errstate(all="ignore"):
-        odd = (n == np.round(n)) & (np.abs(np.remainder(n, 2)) == 1)
-        mag = np.abs(a) ** (1.0 / n)
-        return _where(a < 0, _where(odd, -mag, np.nan), a ** (1.0 / n))
-
-
-def _root_da(y, a, n):
-    # d/da a^(1/n) = a^(1/n - 1)/n = y/(n·a), written 1/(n·y^(n-1)) so that a < 0 works too
-    return _real(y, 1.0 / (n * y ** (n - 1.0)))
-
-
-def _root_dn(y, a, n):
-    # d/dn a^(1/n) = -a^(1/n)·ln|a|/n²; 0 at a = 0 (y = 0 for every n > 0)
-    with np.errstate(all="ignore"):
-        logs = np.log(np.where(a != 0, np.abs(a), 1.0))
-    return _real(y, -y * logs / (n * n))
+def _compare(name: str, symbol: str) -> Op:
+    return entry(name, 2, "∂/∂a = 0, ∂/∂b = 0",
+                 f"a {symbol} b is 1 where true, else 0; no gradient flows through a comparison",
+                 symbol=symbol, function=False,
+                 kink_rule=f"a {symbol} b jumps at a = b: its slope is 0 on both sides")
 
 
 _register(
-    *[_compare(name, symbol, test) for symbol, name, test in (
-        ("<", "lt", np.less), ("<=", "le", np.less_equal), (">", "gt", np.greater),
-        (">=", "ge", np.greater_equal), ("==", "eq", np.equal), ("!=", "ne", np.not_equal))],
-    Op("where", 3, lambda c, a, b: _where(c != 0, a, b), _where_partials,
-       "∂/∂cond = 0, ∂/∂a = 1(cond ≠ 0), ∂/∂b = 1(cond = 0)",
-       "where(cond, a, b): a where cond is nonzero (true), else b, element by element; both "
-       "branches are computed, and no gradient flows through cond"),
-    Op("cbrt", 1, np.cbrt,
-       lambda y, a: (1.0 / (3.0 * y * y),), "∂/∂a = 1/(3·cbrt(a)²)",
-       "the real cube root: cbrt(-8) = -2 (x^(1/3) is NaN for x < 0); the slope at 0 is "
-       "Infinity"),
-    Op("root", 2, _real_root,
-       lambda y, a, n: (_root_da(y, a, n), _root_dn(y, a, n)),
-       "∂/∂a = 1/(n·root(a, n)^(n-1)), ∂/∂n = -root(a, n)·ln|a|/n²",
-       "root(a, n) = a^(1/n), real for a < 0 when n is odd (root(-8, 3) = -2); NaN for a < 0 "
-       "and an even or fractional n; the slope at 0 is Infinity",
-       partial_each=(lambda y, a, n: _root_da(y, a, n), lambda y, a, n: _root_dn(y, a, n))),
+    *[_compare(name, symbol) for symbol, name in COMPARISONS.items()],
+    entry("where", 3, "∂/∂cond = 0, ∂/∂a = 1(cond ≠ 0), ∂/∂b = 1(cond = 0)",
+          "where(cond, a, b): a where cond is nonzero (true), else b, element by element; both "
+          "branches are computed, and no gradient flows through cond"),
+    entry("cbrt", 1, "∂/∂a = 1/(3·cbrt(a)²)",
+          "the real cube root: cbrt(-8) = -2 (x^(1/3) is NaN for x < 0); the slope at 0 is "
+          "Infinity"),
+    entry("root", 2, "∂/∂a = 1/(n·root(a, n)^(n-1)), ∂/∂n = -root(a, n)·ln|a|/n²",
+          "root(a, n) = a^(1/n), real for a < 0 when n is odd (root(-8, 3) = -2); NaN for a < 0 "
+          "and an even or fractional n; the slope at 0 is Infinity"),
 )
-
-
-def _whole(k) -> int:
-    """An index as a Python int: numpy's IndexError words unless it is one whole number."""
-    if np.ndim(k):
-        raise IndexError(f"an index must be one whole number, not a tensor of shape "
-                         f"{tuple(np.shape(k))}")
-    f = float(k)
-    if not f == f or f in (np.inf, -np.inf) or f != int(f):
-        raise IndexError(f"the index {f:g} is not a whole number")
-    return int(f)
-
-
-def _subscript(layout: tuple, ks) -> tuple:
-    """numpy's index tuple from a layout (None: one whole number; (start?, stop?, step?): a
-    slice with the parts that are given) and the index inputs' values, in order."""
-    out = []
-    k = 0
-    for part in layout:
-        if part is None:
-            out.append(_whole(ks[k]))
-            k += 1
-            continue
-        bounds = []
-        for given in part:
-            if given:
-                bounds.append(_whole(ks[k]))
-                k += 1
-            else:
-                bounds.append(None)
-        if bounds[2] == 0:
-            raise IndexError("a slice step cannot be 0")
-        out.append(slice(*bounds))
-    return tuple(out)
-
-
-def _index_value(layout):
-    def value(a, *ks):
-        if np.ndim(a) == 0:
-            raise IndexError("a number has no elements to index: only vectors and matrices do")
-        y = np.asarray(a)[_subscript(layout, ks)]
-        if np.ndim(y) and np.size(y) == 0:
-            raise IndexError("the slice selects no elements")
-        return y.copy() if type(y) is np.ndarray else np.float64(y)
-
-    return value
-
-
-def _index_vjp(layout):
-    def vjp(g, y, a, *ks):
-        out = np.zeros(np.shape(a))
-        out[_subscript(layout, ks)] = g
-        return (out,) + (None,) * len(ks)
-
-    return vjp
-
-
-def _index_jvp(layout):
-    def jvp(ts, y, a, *ks):
-        t = ts[0]
-        if t is None:
-            return None
-        picked = np.broadcast_to(t, np.shape(a))[_subscript(layout, ks)]
-        return picked.copy() if type(picked) is np.ndarray else np.float64(picked)
-
-    return jvp
-
-
-_register(Op("index", -1, _index_value((None,)), None,
-             "∂/∂a = G at the indexed elements, 0 elsewhere",
-             "numpy's indexing with whole numbers: s[y], W[1, 2], W[:, 0], x[1:3], x[-1]; an "
-             "index is read at run time and carries no gradient", function=False,
-             vjp=_index_vjp((None,)), jvp=_index_jvp((None,))))
+_register(entry("index", -1, "∂/∂a = G at the indexed elements, 0 elsewhere",
+                "numpy's indexing with whole numbers: s[y], W[1, 2], W[:, 0], x[1:3], x[-1]; an "
+                "index is read at run time and carries no gradient", function=False))
 _INDEX_OPS: dict[tuple, Op] = {}
 
 
 def index_op(layout: tuple) -> Op:
-    """The index op for one layout of subscripts (one Op per layout, shared by its nodes)."""
+    """The index op for one layout of subscripts (one Op per layout, shared by its nodes).
+    Indexing works on tensors: the rules are installed (numpy) here."""
     op = _INDEX_OPS.get(layout)
     if op is None:
-        op = _INDEX_OPS[layout] = replace(lookup("index"), value=_index_value(layout),
-                                          vjp=_index_vjp(layout), jvp=_index_jvp(layout))
+        from .rules import index_rules
+
+        install()
+        op = _INDEX_OPS[layout] = replace(lookup("index"), **index_rules(layout))
     return op
 
 
@@ -614,7 +370,7 @@ _EXACT = {
     "min": _exact_extreme(min),
 }
 for _name, (_value, _partials) in _EXACT.items():
-    OPS[_name] = replace(lookup(_name), exact=_value, exact_partials=_partials)
+    _fill(lookup(_name), exact=_value, exact_partials=_partials)
 
 
 def _exact_root(a, n):
@@ -655,7 +411,7 @@ _EXACT_12 = {
              lambda y, a: (_exact_root_partials(y, a, Fraction(3))[0],)),
 }
 for _name, (_value, _partials) in _EXACT_12.items():
-    OPS[_name] = replace(lookup(_name), exact=_value, exact_partials=_partials)
+    _fill(lookup(_name), exact=_value, exact_partials=_partials)
 
 
 def _f_root(b, y, a, n):
@@ -676,7 +432,7 @@ _FORMULAS_12 = {
     "root": _f_root,
 }
 for _name, _formula in _FORMULAS_12.items():
-    OPS[_name] = replace(lookup(_name), formula_partials=_formula)
+    _fill(lookup(_name), formula_partials=_formula)
 
 # -- formula partials (gradcli diff, second derivatives) -------------------------------------
 # The same partials as formulas over the node ids of the inputs and the output, built with a
@@ -750,9 +506,9 @@ _FORMULA_VJPS = {
     "transpose": lambda b, g, y, a: (b.call("transpose", g),),
 }
 for _name, _formula in _FORMULAS.items():
-    OPS[_name] = replace(lookup(_name), formula_partials=_formula)
+    _fill(lookup(_name), formula_partials=_formula)
 for _name, _formula in _FORMULA_VJPS.items():
-    OPS[_name] = replace(lookup(_name), formula_vjp=_formula)
+    _fill(lookup(_name), formula_vjp=_formula)
 
 
 def _functions() -> dict[str, str]:
@@ -770,5 +526,17 @@ def _functions() -> dict[str, str]:
 #: Op.aliases). `pow(a, b)` is the same op as `a ^ b`; `ln` is `log`.
 FUNCTIONS: dict[str, str] = _functions()
 
+
+#: The ops as gradcli defines them. The compiled fast paths (compiled.py, arraysweep.py) carry
+#: their own copies of these rules, so they take only ops that are still these very objects: an
+#: op replaced in OPS (a test's wrong rule, an extension) goes through its own rules instead.
+BUILTIN: dict[str, Op] = dict(OPS)
+
+
+def builtin(op: Op) -> bool:
+    """Whether `op` is gradcli's own op of that name (not a replacement)."""
+    return BUILTIN.get(op.name) is op
+
+
 #: Named constants.
-CONSTANTS: dict[str, float] = {"pi": float(np.pi), "π": float(np.pi), "e": float(np.e)}
+CONSTANTS: dict[str, float] = {"pi": math.pi, "π": math.pi, "e": math.e}

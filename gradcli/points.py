@@ -11,17 +11,34 @@ from __future__ import annotations
 import math
 import os
 import re
+import sys
 from fractions import Fraction
-from typing import Iterable, Mapping
-
-import numpy as np
+from typing import TYPE_CHECKING, Iterable, Mapping
 
 from .errors import InputError
-from .pointfiles import (MAX_DIMS, MAX_ELEMENTS, MAX_JSON_DEPTH,  # noqa: F401
-                         _array_from, _load_json, _load_npz, _real_array, _why,
-                         check_json_depth, load_file)
 from .scalars import _NUMBER, _SPECIAL, exact_scalar, scalar, to_fraction  # noqa: F401
 from .words import name_key, short
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
+# numpy (and pointfiles, which reads files with it) is imported where a value needs it: a
+# tensor, a draw, a file, an API value, a constant expression. A plain number (--at x=3) is a
+# Python float, so that a scalar formula's whole run can go without numpy (the engine makes
+# its inputs numpy float64 as it starts).
+
+#: Names of pointfiles that this module used to give (`from gradcli.points import
+#: check_json_depth`): still here, loaded on first use.
+_FROM_POINTFILES = ("MAX_DIMS", "MAX_ELEMENTS", "MAX_JSON_DEPTH", "_array_from", "_load_json",
+                    "_load_npz", "_real_array", "_why", "check_json_depth", "load_file")
+
+
+def __getattr__(name: str):
+    if name in _FROM_POINTFILES:
+        from . import pointfiles
+
+        return getattr(pointfiles, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 # One character class inside the parentheses: linear time on any text (the nested
 # `\s*(\d+(\s*,\s*\d+)*)?\s*,?\s*` it replaces backtracked cubically). _draw reads the dims.
@@ -56,6 +73,8 @@ def constant_value(text: str, exact: bool = False, what: str = "the value"):
     the value is rational as written (2/9, -0.20, 1/3 + 1/6), floats elsewhere (pi/2). Raises
     InputError whose message starts with `what` (such as "--at x=pi/2" or "--expect b").
     """
+    import numpy as np
+
     from .errors import GradcliError
 
     t = text.strip()
@@ -152,6 +171,8 @@ def _literal(name: str, text: str) -> np.ndarray:
         raise InputError(f"--at {name}={short(text)}: text after the closing ']'")
     if stack or result is None:
         raise InputError(f"--at {name}={short(text)}: unbalanced '['")
+    import numpy as np
+
     try:
         value = np.array(result, dtype=np.float64)
     except ValueError:
@@ -162,6 +183,10 @@ def _literal(name: str, text: str) -> np.ndarray:
 
 
 def _draw(name: str, kind: str, dims: str | None, rng: np.random.Generator):
+    import numpy as np
+
+    from .pointfiles import MAX_DIMS, MAX_ELEMENTS
+
     parts = [d.strip() for d in dims.split(",")] if dims and dims.strip() else []
     if parts and not parts[-1] and len(parts) > 1:
         parts.pop()  # randn(3,): a trailing comma, as Python allows
@@ -223,6 +248,8 @@ class Point:
 
     @property
     def rng(self) -> np.random.Generator:
+        import numpy as np
+
         if self._rng is None:
             if self.seed is None:
                 self.seed = int(np.random.SeedSequence().entropy % (2**31))
@@ -243,6 +270,8 @@ class Point:
                 except InputError:
                     raise plain from None
         if t.startswith("@"):
+            from .pointfiles import load_file
+
             return load_file(name, self._path(f"--at {name}={short(t)}", t[1:]))
         m = _DRAW.fullmatch(t)
         if m:
@@ -250,7 +279,7 @@ class Point:
                 self.drew = True
             return _draw(name, m.group(1), m.group(2), self.rng)
         try:
-            value = np.float64(scalar(name, t))
+            value = scalar(name, t)  # a Python float (the engine makes it numpy float64)
         except InputError:  # pi/2, 2*pi, exp(1): a constant expression of the language
             return constant_value(t, self.exact, f"--at {name}={short(t)}")
         if self.exact:
@@ -262,6 +291,8 @@ class Point:
     def mapping_file(self, path: str) -> dict:
         """`@point.json` or `@point.npz`: several names at once. Its own @file strings are read
         only inside its own folder."""
+        from .pointfiles import _array_from, _load_json, _load_npz, _why
+
         path = self._path(f"--at @{short(path)}", path)
         if not os.path.isfile(path):
             raise InputError(f"--at @{path}: no such file")
@@ -337,6 +368,11 @@ def coerce_point(at: Mapping[str, object] | None, exact: bool = False,
                  files: str | None = None, source: str = "") -> dict:
     """An API mapping of names to numbers, nested lists or arrays (or --at strings); `files`
     and `source` as for Point (a mapping read from a file reads @files only beside it)."""
+    from .pointfiles import _array_from
+
+    np = sys.modules.get("numpy")  # a numpy number exists only once numpy is imported
+    numbers = (Fraction, int, float) if np is None else (Fraction, int, float, np.integer,
+                                                          np.floating)
     out: dict = {}
     for name, value in (at or {}).items():
         name = name_key(name) if isinstance(name, str) else name
@@ -344,7 +380,7 @@ def coerce_point(at: Mapping[str, object] | None, exact: bool = False,
             raise InputError(f"{short(repr(name))} is not a variable name")
         if isinstance(value, str):
             out[name] = Point(0, exact, files, source).value(name, value)
-        elif exact and isinstance(value, (Fraction, int, float, np.integer, np.floating)) \
+        elif exact and isinstance(value, numbers) \
                 and not isinstance(value, bool):
             out[name] = to_fraction(value)
         elif isinstance(value, bool) or value is None:

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from fractions import Fraction
-
-import numpy as np
 
 from .errors import InputError
 from .ops import CONSTANTS
@@ -41,9 +40,12 @@ def to_fraction(v):
     """An API value for --exact: ints and fractions exact, floats as their shortest decimal."""
     if isinstance(v, Fraction):
         return v
-    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+    np = sys.modules.get("numpy")  # a numpy number exists only once numpy is imported
+    if (isinstance(v, int) or np is not None and isinstance(v, np.integer)) \
+            and not isinstance(v, bool):
         return Fraction(int(v))
-    if isinstance(v, (float, np.floating)) and math.isfinite(v):
+    if (isinstance(v, float) or np is not None and isinstance(v, np.floating)) \
+            and math.isfinite(v):
         return Fraction(repr(float(v)))
     return v
 

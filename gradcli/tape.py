@@ -31,11 +31,30 @@ class Tape:
     starts: list[int] = field(default_factory=list)  # the node's source span, [start, end)
     ends: list[int] = field(default_factory=list)
     names: dict[int, str] = field(default_factory=dict)  # node id -> user name
-    literals: dict[int, object] = field(default_factory=dict)  # const node id -> value
+    # const node id -> value as parsed: a Python float for a number, a numpy array for a tensor
+    # literal; `literals` is the same dict with its floats made numpy float64 (see there).
+    consts: dict[int, object] = field(default_factory=dict)
     variables: dict[str, int] = field(default_factory=dict)  # var name -> node id, first use first
     bound: dict[str, int] = field(default_factory=dict)  # assigned name -> node id
     statements: list[Statement] = field(default_factory=list)
     outputs: list[int] = field(default_factory=list)
+    _numpy: bool = field(default=False, repr=False, compare=False)
+
+    @property
+    def literals(self) -> dict[int, object]:
+        """const node id -> value, every number a numpy float64, as the numpy sweeps compute
+        with (1/0 is Infinity with a warning there, not an exception). Parsing stores Python
+        floats (`consts`, so that a scalar formula needs no numpy): the first read converts them,
+        in place, once (and imports numpy). Float paths (compiled.py) read `consts`."""
+        if not self._numpy:
+            import numpy as np
+
+            consts = self.consts
+            for i, v in consts.items():
+                if type(v) is float:
+                    consts[i] = np.float64(v)
+            self._numpy = True
+        return self.consts
 
     def __len__(self) -> int:
         return len(self.ops)

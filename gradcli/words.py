@@ -1,20 +1,35 @@
 """Plain-text helpers with one home: shortening, plurals, numbers for people, non-finite words.
 
-A leaf module (numpy, fractions and math only), so that every layer may use it.
+A leaf module (fractions and math only; numpy only for a value that is already a numpy array),
+so that every layer may use it, and a scalar formula's path imports no numpy through it.
 """
 
 from __future__ import annotations
 
 import math
 import re
+import sys
 from fractions import Fraction
-
-import numpy as np
 
 #: How non-finite numbers are spelled everywhere (text, JSON strings, warnings).
 NAN, INFINITY, MINUS_INFINITY = "NaN", "Infinity", "-Infinity"
 
 SMALL = 12  # tensors with at most this many elements are shown in full
+
+
+def is_array(v) -> bool:
+    """Whether `v` is a numpy array (numpy is not imported to find out: without it, none is)."""
+    np = sys.modules.get("numpy")
+    return np is not None and isinstance(v, np.ndarray)
+
+
+def _ndim(v) -> int:
+    """np.ndim(v), without importing numpy for a plain number."""
+    if isinstance(v, (int, float, Fraction)) or v is None:
+        return 0
+    import numpy as np
+
+    return np.ndim(v)
 
 
 def short(text: str, limit: int = 40) -> str:
@@ -61,7 +76,7 @@ def count(n: int, word: str) -> str:
 def nonfinite_word(v) -> str:
     """NaN, Infinity or -Infinity for a non-finite scalar (repr for a finite one); a tensor is
     "not finite"."""
-    v = float(v) if np.ndim(v) == 0 else v
+    v = float(v) if _ndim(v) == 0 else v
     if isinstance(v, float):
         if v != v:
             return NAN
@@ -76,7 +91,7 @@ def nonfinite_word(v) -> str:
 def fmt(v, digits: int = 6, shape: bool = True) -> str:
     """A number for people: up to `digits` significant digits, -0 shown as 0. Small tensors are
     shown in full, larger ones summarised by (shape,) min, max and norm."""
-    if isinstance(v, np.ndarray):
+    if is_array(v):
         if v.size > SMALL:
             return summary(v, digits, shape)
         v = v.tolist()
@@ -103,7 +118,7 @@ def _nested(v, digits: int) -> str:
         if not first[-1]:
             out.append(", ")
         first[-1] = False
-        if isinstance(x, np.ndarray):
+        if is_array(x):
             if x.size > SMALL:
                 out.append(summary(x, digits))
                 continue
@@ -132,8 +147,10 @@ def _scalar(v, digits: int) -> str:
     return format(f, f".{digits}g")
 
 
-def summary(v: np.ndarray, digits: int = 6, shape: bool = True) -> str:
+def summary(v, digits: int = 6, shape: bool = True) -> str:
     """A big tensor in one line: its shape, smallest and largest element, and its norm."""
+    import numpy as np
+
     d = min(digits, 4)
     with np.errstate(all="ignore"):
         lo, hi = np.min(v), np.max(v)
@@ -144,6 +161,10 @@ def summary(v: np.ndarray, digits: int = 6, shape: bool = True) -> str:
 
 def shape_of(v) -> str:
     """A value's shape for a table cell: '' for a scalar, 5×3 for a matrix."""
+    if _ndim(v) == 0:
+        return ""
+    import numpy as np
+
     shape = np.shape(v)
     return "×".join(map(str, shape)) if shape else ""
 

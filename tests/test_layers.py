@@ -1,7 +1,9 @@
 """The layering of gradcli is a test: every import under gradcli/ points down the flow.
 
-    0  errors  ops  tape  words                   leaves (and the package root, for __version__)
-    1  parse  lalr_fast  lalr_gen  syntax_errors  text -> Tape; the shipped LALR tables
+    0  errors  ops  rules  tape  words            leaves (and the package root, for __version__);
+                                                  rules: the ops' numpy rules, which ops binds
+    1  parse  lalr_fast  lalr_gen  syntax_errors  text -> Tape; the shipped LALR tables;
+       climb                                      the fast path for the common subset
     2  engine  symbolic  compiled                 sweeps; derivative tapes; compiled scalar tapes
     3  points  scalars  pointfiles                --at values: one number; values from files
     4  session  result                            load(); run(): a Result, plain data
@@ -9,7 +11,7 @@
        surface  newton  columnar  cluster         newton, columnar readers, the Dask cluster)
     6  render/*                                   every byte of output
     7  commands/*  api                            one command each; the public Python API
-    8  cli                                        the Typer app and the error guard
+    8  cli  cliapp                                the entry point; the Typer app and the error guard
 
 The rule: a module may import a module of a LOWER layer, or a peer of its OWN layer as long as
 the peer imports of that layer form no cycle (so `render/table` may use `render/text`, `result` may
@@ -30,19 +32,19 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "gradcli"
 
 LAYERS = [
-    ["gradcli", "errors", "ops", "tape", "words"],
-    ["parse", "lalr_fast", "lalr_gen", "syntax_errors"],
-    ["engine", "symbolic", "compiled"],
+    ["gradcli", "errors", "ops", "rules", "tape", "words"],
+    ["parse", "lalr_fast", "lalr_gen", "syntax_errors", "climb"],
+    ["engine", "symbolic", "compiled", "arraysweep", "reverse"],
     ["points", "scalars", "pointfiles"],
     ["session", "result"],
     ["batch", "check", "descend", "diff", "surface", "newton", "columnar", "cluster"],
     ["render"],
     ["commands", "api"],
-    ["cli"],
+    ["cli", "cliapp"],
 ]
 LAYER = {name: k for k, names in enumerate(LAYERS) for name in names}
 ENTRY_POINTS = {"gradcli.__init__", "gradcli.__main__"}
-PRESENTATION = {"render", "commands", "cli"}
+PRESENTATION = {"render", "commands", "cli", "cliapp"}
 UI_LIBRARIES = {"rich", "typer", "click"}
 
 

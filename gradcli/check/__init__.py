@@ -1,10 +1,12 @@
 """`gradcli check`: the analytic gradient against central differences, and grading hand answers.
 
-Pure compute (numpy, no rich, no typer, no wording): the result is a `CheckReport` of plain data;
-`gradcli.render.checkout` prints it and `gradcli.render.jsonout.check_json` writes its JSON.
+Pure compute (numpy where a value needs it, no rich, no typer, no wording): the result is a
+`CheckReport` of plain data; `gradcli.render.checkout` prints it and
+`gradcli.render.jsonout.check_json` writes its JSON.
 
 * `report.py`: the data (Tolerance, VariableCheck, Kink, Suspect, Answer, Slip, Grade, CheckReport);
 * `numeric.py`: the gradient check against central differences, kinks, suspect rules;
+  `steps.py` its arithmetic, `floats.py` the same check of a scalar formula without numpy;
 * `answers.py`: reading hand answers (`--expect`, `--expect-node`, `--answers FILE`);
 * `slips.py`: grading them and naming the likely slip;
 * here: the entry points, `check_session` (a loaded formula: nothing is parsed twice), `check_text`
@@ -18,17 +20,27 @@ import math
 import os
 from typing import Iterable, Mapping, Sequence
 
-import numpy as np
-
 from ..errors import GradcliError, InputError
 from ..session import Session, load
-from .answers import (answer_value, formula_answers, parse_expect, parse_expect_node,
-                      read_answers, resolve)
-from .formulas import grade_formula
-from .numeric import MAX_ELEMENTS, find_kinks, gradient_check, suspect_rules
-from .report import (DEFAULT_ATOL, DEFAULT_RTOL, Answer, CheckReport, Grade, Kink, Slip, Suspect,
-                     Tolerance, VariableCheck)
-from .slips import grade
+from .report import (DEFAULT_ATOL, DEFAULT_RTOL, MAX_ELEMENTS, Answer, CheckReport, Grade, Kink,
+                     Slip, Suspect, Tolerance, VariableCheck)
+
+# The modules that compute with numpy (answers, formulas, numeric, slips) are imported where they
+# are used, so that the plain check of a scalar formula (floats.py) runs without numpy; their
+# names are still importable from here (loaded on first use).
+_LAZY = {"answer_value": "answers", "formula_answers": "answers", "parse_expect": "answers",
+         "parse_expect_node": "answers", "read_answers": "answers", "resolve": "answers",
+         "grade_formula": "formulas", "find_kinks": "numeric", "gradient_check": "numeric",
+         "suspect_rules": "numeric", "grade": "slips"}
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
 
 
 def run_check(result, answers: Sequence[Answer] = (), tol: Tolerance | None = None,
@@ -36,6 +48,10 @@ def run_check(result, answers: Sequence[Answer] = (), tol: Tolerance | None = No
               subgradient: str = "cs231n", max_elements: int = MAX_ELEMENTS) -> CheckReport:
     """Gradient check, kinks and grades for an evaluated result (`exact`: the same computed
     with fractions, for --exact; formula answers are drawn around the point with `seed`)."""
+    from .formulas import grade_formula
+    from .numeric import find_kinks, gradient_check, suspect_rules
+    from .slips import grade
+
     tol = tol or Tolerance()
     kinks = find_kinks(result)
     plain = [a for a in answers if a.formula is None]
@@ -84,6 +100,15 @@ def check_session(s: Session, *, expect: Sequence[str] = (), expect_node: Sequen
     exact = s.exact if exact is None else exact
     _check_tolerances(rtol, atol, places)
     tape = s.tape
+    if answers is None and not expect and not expect_node and not exact:
+        from .floats import float_report  # the plain check of a scalar formula, without numpy
+
+        report = float_report(s, Tolerance(rtol, atol, places, rounding, exact), s.wrt,
+                              subgradient)
+        if report is not None:
+            return report
+    from .answers import formula_answers, parse_expect, parse_expect_node, read_answers
+
     given: list[Answer] = []
     file_at: dict = {}
     if answers is not None:
@@ -117,6 +142,8 @@ def check_session(s: Session, *, expect: Sequence[str] = (), expect_node: Sequen
 
 def _as_float(v):
     from fractions import Fraction
+
+    import numpy as np
 
     if type(v) is Fraction:
         return np.float64(float(v))
@@ -171,6 +198,8 @@ def _check_tolerances(rtol: float, atol: float, places: int | None) -> None:
 def _spec(v) -> str:
     if isinstance(v, str):
         return v
+    import numpy as np
+
     arr = np.asarray(v, dtype=np.float64)
     return repr(float(arr)) if arr.ndim == 0 else json.dumps(arr.tolist())
 

@@ -4,14 +4,16 @@ people read are built from these under `gradcli/render/` (checkwords.py)."""
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-import numpy as np
-
 from ..tape import Tape
 
-EPS = float(np.finfo(np.float64).eps)
+EPS = sys.float_info.epsilon  # numpy's finfo(float64).eps
+#: Elements of one tensor variable checked by default; a bigger one is checked on a random sample
+#: of this many (each element costs several evaluations), and a warning says so.
+MAX_ELEMENTS = 200
 DEFAULT_RTOL = 1e-6
 DEFAULT_ATOL = 1e-10
 
@@ -31,6 +33,8 @@ class Tolerance:
         """Whether a hand answer matches the correct value (elementwise for tensors)."""
         if self.exact and type(answer) is Fraction and type(correct) is Fraction:
             return answer == correct
+        import numpy as np
+
         a = np.asarray(answer, dtype=np.float64)
         c = np.asarray(correct, dtype=np.float64)
         if a.shape != c.shape:

@@ -31,7 +31,7 @@ def run_points(s, path: str, as_json: bool, keep: Optional[str], out: Optional[s
     inputs = [p for p in (path, getattr(s, "path", None)) if p and p != "-"]
     target = Target(out, inputs)
     try:
-        sink = open_sink(fmt, target, columns, s.wrt, kept)
+        sink = open_sink(fmt, target, columns, s.wrt, kept, _polars_read(path))
     except BaseException:
         target.abort()
         raise
@@ -41,6 +41,14 @@ def run_points(s, path: str, as_json: bool, keep: Optional[str], out: Optional[s
     finally:
         if progress is not None:
             progress.close()
+
+
+def _polars_read(path: str) -> bool:
+    """Whether polars read the points (a CSV file, polars installed): then polars writes
+    Parquet too, and pyarrow is not imported."""
+    from ..columnar import kind_of
+
+    return path != "-" and kind_of(path) == "csv" and "polars" in sys.modules
 
 
 def _chain(first, rest):

@@ -1,7 +1,5 @@
 """`gradcli check`: the gradient against central differences, and grading hand answers."""
 
-from __future__ import annotations
-
 from typing import Annotated, List, Optional
 
 import typer

@@ -1,7 +1,5 @@
 """`gradcli descend`: gradient descent with a progress bar, the loss curve and the final point."""
 
-from __future__ import annotations
-
 import sys
 from enum import Enum
 from typing import Annotated, List, Optional

@@ -1,7 +1,5 @@
 """`gradcli diff`: derivatives as formulas in gradcli's own language (or LaTeX, or JSON)."""
 
-from __future__ import annotations
-
 from enum import Enum
 from typing import Annotated
 

@@ -1,7 +1,5 @@
 """`gradcli eval`: value, gradient and every node (table, tree, JSON, DOT, Mermaid, --explain)."""
 
-from __future__ import annotations
-
 from typing import Annotated, Optional
 
 import typer
@@ -96,7 +94,11 @@ def command(
         raise InputError("--keep, --output-format and --dask are for batch mode (--points)")
     from ..result import run_session
 
-    result = run_session(s, mode=mode.value, subgradient=subgradient.value)
+    # One point: the scalar path (result.py: Python floats, no numpy) wherever it can promise
+    # the engine's output (to the last bit for + - * / sqrt pow relu; see README, "Numbers"),
+    # for every format alike, so a table and its JSON show the same digits.
+    result = run_session(s, mode=mode.value, subgradient=subgradient.value,
+                         floats=not (hessian or hvp is not None))
     if hessian or hvp is not None:
         _second_order(s, result, chosen, hessian, hvp, digits, max_rows)
         return
@@ -134,9 +136,11 @@ def _present(result, chosen: Format, explain: bool, digits: int, max_rows: int) 
 
         write(graph_text(result, chosen.value, digits) + "\n")
     elif chosen is Format.json:
-        from ..render.jsonout import eval_json
+        from ..render.jsonout import eval_json_pieces
 
-        write(eval_json(result) + "\n")
+        for piece in eval_json_pieces(result):  # written as it is made: never held whole
+            write(piece)
+        write("\n")
     elif explain or chosen is Format.latex:
         left = _explain(result, chosen is Format.latex, digits, max_rows)
         if left:

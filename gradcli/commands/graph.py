@@ -1,7 +1,5 @@
 """`gradcli graph`: the circuit diagram (DOT, Mermaid, or SVG/PNG through Graphviz)."""
 
-from __future__ import annotations
-
 import sys
 from enum import Enum
 from typing import Annotated, Optional

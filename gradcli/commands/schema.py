@@ -1,7 +1,5 @@
 """`gradcli schema`: the published JSON Schemas of the --json outputs."""
 
-from __future__ import annotations
-
 from typing import Annotated, Optional
 
 import typer
