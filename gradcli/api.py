@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from typing import Iterable, Mapping
 
-from . import descend as _descend
 from . import result as _core
-from .check import report as _report
-from .session import load
+from .ops import OPS
+from .session import check_wrt, load, read_point
 
 __all__ = ["evaluate", "check", "descend", "Result", "CheckReport", "Descent", "Explanation",
            "Node"]
@@ -119,89 +118,106 @@ def _array_out(v):
     return float(v)
 
 
-class CheckReport(_report.CheckReport):
-    """What `check` finds (see `gradcli.check.report.CheckReport`), with its JSON document."""
+def _define() -> None:
+    """CheckReport and Descent, made on first use: their bases (check's report, descend) import
+    numpy, which evaluating a scalar formula does not need."""
+    global CheckReport, Descent
+    if "Descent" in globals():
+        return
+    from . import descend as _descend
+    from .check import report as _report
 
-    __slots__ = ()
+    class CheckReport(_report.CheckReport):
+        """What `check` finds (see `gradcli.check.report.CheckReport`), with its JSON document."""
 
-    def to_json(self) -> str:
-        """The `check --json` document."""
-        from .render.jsonout import check_json
+        __slots__ = ()
 
-        return check_json(self)
+        def to_json(self) -> str:
+            """The `check --json` document."""
+            from .render.jsonout import check_json
 
-    def __repr__(self) -> str:
-        verdict = "ok" if self.ok else "not ok"
-        parts = [f"{v.name} {v.status}" for v in self.variables[:8]]
-        if len(self.variables) > 8:
-            parts.append(f"… {len(self.variables) - 8} more")
-        wrong = sum(1 for g in self.grades if not g.ok)
-        answers = f"; {wrong} of {len(self.grades)} answers wrong" if self.grades else ""
-        return f"<gradcli CheckReport {verdict}: {', '.join(parts)}{answers}>"
+            return check_json(self)
 
-    def _repr_html_(self) -> str:
-        """In Jupyter: the verdicts, as in the HTML report."""
-        from .render.html import check_fragment
+        def __repr__(self) -> str:
+            verdict = "ok" if self.ok else "not ok"
+            parts = [f"{v.name} {v.status}" for v in self.variables[:8]]
+            if len(self.variables) > 8:
+                parts.append(f"… {len(self.variables) - 8} more")
+            wrong = sum(1 for g in self.grades if not g.ok)
+            answers = f"; {wrong} of {len(self.grades)} answers wrong" if self.grades else ""
+            return f"<gradcli CheckReport {verdict}: {', '.join(parts)}{answers}>"
 
-        return check_fragment(self)
+        def _repr_html_(self) -> str:
+            """In Jupyter: the verdicts, as in the HTML report."""
+            from .render.html import check_fragment
+
+            return check_fragment(self)
 
 
-class Descent(_descend.Trajectory):
-    """What `descend` keeps of a descent (see `gradcli.descend.Trajectory`), for notebooks."""
+    class Descent(_descend.Trajectory):
+        """What `descend` keeps of a descent (see `gradcli.descend.Trajectory`), for notebooks."""
 
-    wrt: list
-    optimizer: str
-    lr: float
-    text: str
+        wrt: list
+        optimizer: str
+        lr: float
+        text: str
 
-    def __repr__(self) -> str:
-        from .words import fmt
+        def __repr__(self) -> str:
+            from .words import fmt
 
-        first, final = self.steps[0] if self.steps else None, self.final
-        if final is None:
-            return f"<gradcli Descent {self.optimizer}: {self.message}>"
-        at = ", ".join(f"{n} = {fmt(_np(_array_out(final.params[n])), 4)}" for n in self.wrt[:6])
-        return (f"<gradcli Descent {self.optimizer}, lr {self.lr:g}: loss "
-                f"{fmt(first.loss, 4)} -> {fmt(final.loss, 4)} at step {final.step}; {at}>")
+            first, final = self.steps[0] if self.steps else None, self.final
+            if final is None:
+                return f"<gradcli Descent {self.optimizer}: {self.message}>"
+            at = ", ".join(f"{n} = {fmt(_np(_array_out(final.params[n])), 4)}"
+                           for n in self.wrt[:6])
+            return (f"<gradcli Descent {self.optimizer}, lr {self.lr:g}: loss "
+                    f"{fmt(first.loss, 4)} -> {fmt(final.loss, 4)} at step {final.step}; {at}>")
 
-    def _repr_html_(self) -> str:
-        """In Jupyter: the picture (with matplotlib) and the first and last steps."""
-        from .render.html import trajectory_fragment
+        def _repr_html_(self) -> str:
+            """In Jupyter: the picture (with matplotlib) and the first and last steps."""
+            from .render.html import trajectory_fragment
 
-        return self.svg(inline=True) + trajectory_fragment(self, self.wrt)
+            return self.svg(inline=True) + trajectory_fragment(self, self.wrt)
 
-    def plot(self, path: str) -> None:
-        """Draw the descent into `path` (.svg, .png or .pdf), as `descend --plot`."""
-        from .render.plot import Run, draw_descent
+        def plot(self, path: str) -> None:
+            """Draw the descent into `path` (.svg, .png or .pdf), as `descend --plot`."""
+            from .render.plot import Run, draw_descent
 
-        draw_descent([Run(self.optimizer, self.lr, self)], self.wrt, self.text, path,
-                     self._grid())
+            draw_descent([Run(self.optimizer, self.lr, self)], self.wrt, self.text, path,
+                         self._grid())
 
-    def svg(self, inline: bool = False) -> str:
-        """The picture as SVG text ('' when matplotlib is missing and inline is True)."""
-        from .errors import InputError
-        from .render.plot import Run, descent_svg
+        def svg(self, inline: bool = False) -> str:
+            """The picture as SVG text ('' when matplotlib is missing and inline is True)."""
+            from .errors import InputError
+            from .render.plot import Run, descent_svg
 
-        try:
-            return descent_svg([Run(self.optimizer, self.lr, self)], self.wrt, self.text,
-                               self._grid())
-        except InputError:
-            if inline:
-                return ""
-            raise
+            try:
+                return descent_svg([Run(self.optimizer, self.lr, self)], self.wrt, self.text,
+                                   self._grid())
+            except InputError:
+                if inline:
+                    return ""
+                raise
 
-    def _grid(self):
-        from . import surface
-        from .errors import InputError
-        from .render.plot import path_points, scalar_pair
+        def _grid(self):
+            from . import surface
+            from .errors import InputError
+            from .render.plot import path_points, scalar_pair
 
-        if not scalar_pair(self, self.wrt):
-            return None
-        box = surface.frame([path_points(self, self.wrt)])
-        try:
-            return surface.loss_grid(self._tape, self._point, self.wrt, box)
-        except InputError:
-            return None
+            if not scalar_pair(self, self.wrt):
+                return None
+            box = surface.frame([path_points(self, self.wrt)])
+            try:
+                return surface.loss_grid(self._tape, self._point, self.wrt, box)
+            except InputError:
+                return None
+
+
+def __getattr__(name: str):
+    if name in ("CheckReport", "Descent"):
+        _define()
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _public(obj, cls):
@@ -222,19 +238,95 @@ def evaluate(text: str, at: Mapping[str, object] | None = None,
     fractions.Fraction wherever every operation allows it.
     """
     _core.check_options(mode, subgradient)
-    session = load(text, at, seed=seed, max_nodes=0, wrt=wrt, exact=exact)
+    entry = _parsed(text)
+    if entry is None:  # not cached: a long text, or not a str (load says what is wrong)
+        session = load(text, at, seed=seed, max_nodes=0, wrt=wrt, exact=exact)
+        tape, point, wrt, warnings = session.tape, session.point, session.wrt or None, \
+            session.warnings
+    else:
+        tape, parse_warnings, plain, _ = entry
+        wrt = None if wrt is None else list(wrt)
+        point = _plain_point(at) if plain and not exact else None
+        if point is None:  # session.load's steps after parsing
+            warnings = list(parse_warnings)
+            point = read_point(text, at, seed, warnings, exact)
+            wrt = check_wrt(tape, wrt) or None
+        else:
+            warnings = list(parse_warnings)
     arrays = any(type(v).__module__ == "numpy" and getattr(v, "ndim", 0)
                  for v in (at or {}).values())
-    return _public(_core.run_session(session, mode=mode, subgradient=subgradient),
+    return _public(_core.run(tape, point, wrt, warnings, mode=mode, subgradient=subgradient,
+                             exact=exact, max_nodes=0, floats=not arrays),
                    NumpyResult if arrays else Result)
+
+
+#: The parse cache (as the `re` module keeps compiled patterns): text -> (tape, its parse
+#: warnings, whether it has no `# at:` lines, the ops it uses), for texts up to CACHE_CHARS
+#: characters, the CACHE_TEXTS used last. A cached tape is shared by every Result made from
+#: that text: nothing in gradcli changes a tape after parsing (tests/test_scalar_path.py checks
+#: the public paths). An entry whose ops are no longer the table's (a test replacing a rule in
+#: ops.OPS) is parsed again, as it would be without the cache.
+_TEXTS: dict = {}
+CACHE_TEXTS = 32
+CACHE_CHARS = 10_000
+
+
+def _parsed(text):
+    if type(text) is not str or len(text) > CACHE_CHARS:
+        return None
+    entry = _TEXTS.pop(text, None)
+    if entry is not None:
+        for op in entry[3]:
+            if OPS.get(op.name) is not op:
+                entry = None
+                break
+    if entry is None:
+        from .parse import parse
+        from .points import defaults
+
+        tape, warnings = parse(text)
+        entry = (tape, tuple(warnings), "at:" not in text or not defaults(text),
+                 tuple({id(op): op for op in tape.ops}.values()))
+        if len(_TEXTS) >= CACHE_TEXTS:
+            _TEXTS.pop(next(iter(_TEXTS)), None)
+    _TEXTS[text] = entry  # the last used goes last
+    return entry
+
+
+def _plain_point(at) -> dict | None:
+    """`at` as session.read_point would give it for a formula without `# at:` lines, where
+    every value is a float (or an int that a float holds exactly) and every name a plain ASCII
+    identifier; None for anything else. The values are Python floats (or numpy float64 as
+    given): run converts them for numpy's sweeps."""
+    if at is None:
+        return {}
+    if type(at) is not dict:
+        return None
+    point = {}
+    for name, v in at.items():
+        if type(name) is not str or not name.isascii() or not name.isidentifier():
+            return None
+        if type(v) is int and -_EXACT_INT <= v <= _EXACT_INT:
+            v = float(v)
+        elif type(v) is not float and (type(v).__name__ != "float64"
+                                       or type(v).__module__ != "numpy"):
+            return None
+        point[name] = v
+    return point
+
+
+_EXACT_INT = 2**53
 
 
 def descend(text: str, at: Mapping[str, object] | None = None,
             wrt: Iterable[str] | None = None, lr: float = 0.1, steps: int = 100,
             optimizer: str = "sgd", every: int = 1, seed: int | None = None,
-            **options) -> Descent:
+            **options) -> "Descent":
     """Gradient descent on `text` from `at` (θ ← θ − lr·∇L), as `gradcli descend`: the kept
     steps, the final step and why it stopped. `options`: momentum, beta1, beta2, eps, tol."""
+    from . import descend as _descend
+
+    _define()
     session = load(text, at, seed=seed, max_nodes=0)
     point, names, _ = _descend.starting_point(session.tape, session.point, wrt)
     traj = _descend.Trajectory(every=every, warnings=list(session.warnings))
@@ -247,9 +339,10 @@ def descend(text: str, at: Mapping[str, object] | None = None,
     return out
 
 
-def check(text: str, at: Mapping[str, object] | None = None, **options) -> CheckReport:
+def check(text: str, at: Mapping[str, object] | None = None, **options) -> "CheckReport":
     """Check `text`'s gradient at `at` against central differences and grade answers
     (`expect={"x": -4}`, ...): the options of `gradcli.check.check`."""
     from .check import check as _check
 
+    _define()
     return _public(_check(text, at, **options), CheckReport)

@@ -1,5 +1,14 @@
 """Evaluating a loaded formula: `run` turns a tape and a point into a `Result` (plain data:
-values, local partials, adjoints, warnings). The public face, with `to_json()`, is `api.py`."""
+values, local partials, adjoints, warnings). The public face, with `to_json()`, is `api.py`.
+
+Two paths give the same Result. `run(..., floats=True)` first tries the scalar path: a tape
+with one output whose values are all Python floats, swept by a function compiled once per tape
+(compiled.sweep_function, kept in a small cache) in reverse mode; its values are floats, not
+numpy float64 (the same doubles). Anything it cannot promise identically (a kink, a value,
+partial or adjoint that is not finite, an op without a float rule, tensors, --exact, several
+outputs, forward mode) goes to the engine's sweeps, which are the reference and give every
+warning. The scalar path imports no numpy; the engine path imports it (and engine) when it runs.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +16,9 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Iterable, Mapping, Sequence
 
-import numpy as np
+import sys
 
-from . import engine
+from . import compiled
 from .errors import InputError
 from .ops import CONSTANTS, CONVENTIONS
 from .parse import gc_paused
@@ -57,7 +66,7 @@ class Result:
     """What `evaluate` computes: values, local partials and adjoints of every node."""
 
     tape: Tape
-    at: dict[str, np.float64]
+    at: dict  # name -> value as given: floats (numpy float64 or Python), arrays, Fractions
     wrt: list[str]
     values: list
     partials: list
@@ -74,6 +83,8 @@ class Result:
     def sweeps(self) -> dict[str, int]:
         """How many sweeps a full Jacobian takes: forward, one per input element; reverse, one
         per output element."""
+        import numpy as np
+
         inputs = sum(int(np.size(self.values[self.tape.variables[n]])) for n in self.wrt)
         outputs = sum(int(np.size(self.values[o])) for o in self.tape.outputs)
         return {"forward": inputs, "reverse": outputs}
@@ -143,45 +154,59 @@ def check_options(mode: str, subgradient: str) -> None:
         raise InputError(f"--subgradient {subgradient}: choose one of {', '.join(CONVENTIONS)}")
 
 
-def run_session(s: Session, *, mode: str = "reverse", subgradient: str = "cs231n") -> Result:
-    """Evaluate a loaded formula (`session.load`) at its point, for its --wrt names."""
+def run_session(s: Session, *, mode: str = "reverse", subgradient: str = "cs231n",
+                floats: bool = False) -> Result:
+    """Evaluate a loaded formula (`session.load`) at its point, for its --wrt names (`floats`:
+    as for `run`)."""
     # s.wrt is resolved already; [] only for a formula without variables (None says the same)
     return run(s.tape, s.point, s.wrt or None, s.warnings, mode=mode, subgradient=subgradient,
-               exact=s.exact, max_nodes=s.max_nodes)
+               exact=s.exact, max_nodes=s.max_nodes, floats=floats)
 
 
-def run(tape: Tape, point: dict[str, np.float64], wrt: Iterable[str] | None,
+def run(tape: Tape, point: dict, wrt: Iterable[str] | None,
         warnings: list[str] | None = None, *, mode: str = "reverse",
         subgradient: str = "cs231n", exact: bool = False,
-        max_nodes: int = MAX_NODES) -> Result:
+        max_nodes: int = MAX_NODES, floats: bool = False) -> Result:
     """Evaluate a parsed tape at a point (forward, local partials, one reverse sweep per output,
     and in forward mode one tangent sweep per input). With several outputs (or tangents), each
     sweep runs only over the nodes it reaches, and all of them together visit at most
-    `max_nodes` nodes (0: no limit), checked before the arithmetic."""
+    `max_nodes` nodes (0: no limit), checked before the arithmetic.
+
+    `floats`: try the scalar path first (see the module's text): its values are Python floats,
+    so only callers that compute on them as floats (not numpy's float64: x / 0 raises) ask."""
     check_options(mode, subgradient)
+    if floats and mode == "reverse" and not exact:
+        result = _scalar_run(tape, point, wrt, warnings, subgradient)
+        if result is not None:
+            return result
+    import numpy as np
+
+    from . import engine, reverse
+
     wrt_list = check_wrt(tape, wrt)
-    warnings = list(warnings or [])
-    for name in point:
-        if name not in tape.variables:
-            if name in CONSTANTS:
-                warnings.append(f"{name} is a constant ({CONSTANTS[name]!r}); the value given "
-                                "for it is not used")
-            elif name in tape.bound:
-                warnings.append(f"{name} is computed by the formula; the value given for it is "
-                                "not used")
-            else:
-                warnings.append(f"{name} is not used by the formula; its value is ignored")
+    warnings = _point_warnings(tape, point, list(warnings or []))
+    # Python floats (--at without numpy, the API's floats) computed as numpy float64, as before
+    at = {k: np.float64(v) if type(v) is float else v for k, v in point.items()}
     kinks: list[int] = []
     with gc_paused():
-        flags = engine.active(tape, wrt_list)
+        fused = None  # one output, not exact: flags, partials (made on first read) and adjoints
         if exact:
-            values, lost = engine.forward_exact(tape, point)
+            flags = engine.active(tape, wrt_list)
+            values, lost = engine.forward_exact(tape, at)
             partials = engine.local_partials_exact(tape, values, subgradient, kinks)
             warnings += _inexact_warnings(tape, point, lost)
         else:
-            values = engine.forward(tape, point)
-            partials = engine.local_partials(tape, values, subgradient, kinks, flags)
-        if len(tape.outputs) == 1:
+            values = engine.forward(tape, at)
+            if len(tape.outputs) == 1:
+                fused = reverse.gradients(tape, values, wrt_list, tape.outputs[0], subgradient,
+                                          kinks)
+                flags, partials = fused[0], fused[1]
+            else:
+                flags = engine.active(tape, wrt_list)
+                partials = engine.local_partials(tape, values, subgradient, kinks, flags)
+        if fused is not None:
+            adjoints = [fused[2]]
+        elif len(tape.outputs) == 1:
             adjoints = [engine.backward(tape, values, partials, flags, tape.outputs[0])]
         else:
             adjoints = engine.backward_many(tape, values, partials, flags, tape.outputs,
@@ -195,7 +220,7 @@ def run(tape: Tape, point: dict[str, np.float64], wrt: Iterable[str] | None,
                     np.shape(values[i]))[()]
             tangents = dict(zip(wrt_list, engine.jvp_many(tape, values, partials, seeds,
                                                           max_nodes)))
-    warnings += engine.nonfinite_warnings(tape, values, partials, flags)
+    warnings += reverse.nonfinite_warnings(tape, values, partials, flags)
     warnings += _kink_warnings(tape, kinks, subgradient)
     result = Result(tape, dict(point), wrt_list, values, partials, flags, adjoints, warnings,
                     kinks, subgradient, mode, tangents, exact)
@@ -204,9 +229,82 @@ def run(tape: Tape, point: dict[str, np.float64], wrt: Iterable[str] | None,
     return result
 
 
+def _point_warnings(tape: Tape, point: Mapping, warnings: list[str]) -> list[str]:
+    """`warnings`, with one more for each value given for a name that is not a variable."""
+    for name in point:
+        if name not in tape.variables:
+            if name in CONSTANTS:
+                warnings.append(f"{name} is a constant ({CONSTANTS[name]!r}); the value given "
+                                "for it is not used")
+            elif name in tape.bound:
+                warnings.append(f"{name} is computed by the formula; the value given for it is "
+                                "not used")
+            else:
+                warnings.append(f"{name} is not used by the formula; its value is ignored")
+    return warnings
+
+
+#: The scalar path's plans: (id(tape), wrt) -> [tape, wrt list, flags, fn]; fn None: not
+#: compiled yet, False: cannot be. Bounded; the oldest goes first. The tape is kept in the plan,
+#: so its id names no other tape while the plan lives.
+_PLANS: dict = {}
+PLAN_SLOTS = 64
+#: A tape is compiled at its first use (kept for compatibility with tests that loop this often).
+COMPILE_AT = 1
+#: The scalar path takes tapes of at most this many nodes. The choice depends on the tape
+#: alone, never on how often it was used or on what is imported: one formula at one point gives
+#: the very same bits every time, through every command and the API (Python's math and numpy
+#: may differ in the last bit for exp, log, tanh, ...; see README, "Numbers").
+FIRST_USE_NODES = 500
+
+
+def _plan(tape: Tape, wrt) -> list | None:
+    if len(tape.outputs) != 1 or len(tape) > min(FIRST_USE_NODES, compiled.SWEEP_NODES):
+        return None
+    if wrt is not None and not isinstance(wrt, (list, tuple)):
+        return None  # a generator or a set: check_wrt reads it once, in the engine's path
+    key = (id(tape), None if wrt is None else tuple(wrt))
+    plan = _PLANS.get(key)
+    if plan is None or plan[0] is not tape:
+        wrt_list = check_wrt(tape, wrt)  # bad --wrt raises here, as in the engine's path
+        plan = [tape, wrt_list, compiled.active(tape, wrt_list), None]
+        if len(_PLANS) >= PLAN_SLOTS:
+            _PLANS.pop(next(iter(_PLANS)), None)
+        _PLANS[key] = plan
+    fn = plan[3]
+    if fn is None:
+        plan[3] = fn = compiled.sweep_function(tape, plan[2]) or False
+    return plan if fn else None
+
+
+def _scalar_run(tape: Tape, point: Mapping, wrt, warnings: list[str] | None,
+                subgradient: str) -> Result | None:
+    """The scalar path (None: the engine's turn)."""
+    plan = _plan(tape, wrt)
+    if plan is None:
+        return None
+    args = []
+    for name in tape.variables:
+        v = point.get(name)
+        if type(v) is not float:
+            if type(v).__name__ != "float64" or type(v).__module__ != "numpy":
+                return None  # missing (the engine says so), a tensor, a Fraction, an int
+            v = float(v)
+        args.append(v)
+    try:
+        values, partials, adjoint = plan[3](*args)
+    except (ArithmeticError, ValueError):  # a kink, a pole, an overflow, a NaN: the engine
+        return None
+    warnings = _point_warnings(tape, point, list(warnings or []))
+    return Result(tape, dict(point), list(plan[1]), values, partials, list(plan[2]), [adjoint],
+                  warnings, [], subgradient)
+
+
 
 def _explain_nonfinite(result: Result) -> None:
     """Make sure every non-finite number in the output comes with at least one warning."""
+    from . import engine
+
     if result.warnings and any("Infinity" in w or "NaN" in w or "finite" in w
                                for w in result.warnings):
         return
@@ -249,6 +347,8 @@ def _kink_warnings(tape: Tape, kinks: list[int], convention: str) -> list[str]:
 
 def _tensor_outputs(result: Result) -> None:
     """Say how a tensor output is backpropagated: from a gradient of ones, i.e. as its sum."""
+    import numpy as np
+
     for o in result.tape.outputs:
         value = result.values[o]
         if isinstance(value, np.ndarray) and result.active[o]:
@@ -261,8 +361,9 @@ def _tensor_outputs(result: Result) -> None:
 
 def _py(v):
     """A numpy scalar as a Python float (arrays as nested lists; fractions stay fractions)."""
-    if v is None or type(v) is Fraction:
+    if type(v) is float or v is None or type(v) is Fraction:
         return v
-    if isinstance(v, np.ndarray):
+    np = sys.modules.get("numpy")  # without numpy imported, nothing here is an array
+    if np is not None and isinstance(v, np.ndarray):
         return v.tolist()
     return float(v)
