@@ -48,7 +48,7 @@ def forward(tape: Tape, at: Mapping[str, object]) -> list:
     _check_missing(tape, at)
     values: list = [None] * len(tape)
     for name, i in tape.variables.items():
-        values[i] = at[name]
+        values[i] = _float64(at[name])
     for i, v in tape.literals.items():
         values[i] = v
     ops, inputs = tape.ops, tape.inputs
@@ -78,6 +78,13 @@ def forward(tape: Tape, at: Mapping[str, object]) -> list:
     return values
 
 
+def _float64(v):
+    """A Python float or int --at value as np.float64, so that the sweep computes as numpy does
+    (1/0 is Infinity with a warning, not a ZeroDivisionError); anything else as it is."""
+    t = type(v)
+    return np.float64(v) if t is float or t is int else v
+
+
 def downstream(tape: Tape, node: int) -> list[int]:
     """The computed nodes that depend on `node`, in tape order: what a change to it re-runs."""
     flags = bytearray(len(tape))
@@ -96,7 +103,7 @@ def forward_again(tape: Tape, values: Sequence, order: Sequence[int], node: int,
     """`values` with `node` set to `value` and only the nodes in `order` (downstream(node))
     computed again: one evaluation at a nearby point without re-running the rest."""
     new = list(values)
-    new[node] = value
+    new[node] = _float64(value)
     ops, inputs = tape.ops, tape.inputs
     with np.errstate(all="ignore"):
         for i in order:
@@ -148,7 +155,7 @@ def forward_exact(tape: Tape, at: Mapping[str, object]) -> tuple[list, list[int]
     _check_missing(tape, at)
     values: list = [None] * len(tape)
     for name, i in tape.variables.items():
-        values[i] = at[name]
+        values[i] = _float64(at[name])
     for i, v in tape.literals.items():
         values[i] = literal_fraction(tape, i)
     lost: list[int] = []
@@ -695,17 +702,46 @@ class _Lookup:
             self.set(i, v)
 
 
+#: Ops whose value and local partials are finite wherever all their inputs are finite (sigmoid
+#: of a huge number is 0 or 1, its slope 0; sin, cos, atan, tanh are bounded; comparisons give
+#: 0 or 1; the rest pick or reorder their inputs). For an array node of one of these with finite
+#: inputs, nonfinite_warnings skips the pass over its elements (issue 17).
+FINITE_OF_FINITE = frozenset({"id", "neg", "abs", "sign", "relu", "max", "min", "sigmoid", "tanh",
+                              "sin", "cos", "atan", "lt", "le", "gt", "ge", "eq", "ne", "where",
+                              "transpose"})
+
+
 def nonfinite_warnings(tape: Tape, values: Sequence, partials: Sequence,
                        flags: Sequence[bool]) -> list[str]:
     """One warning for each node where a non-finite number is born (not for those it reaches)."""
     warnings: list[str] = []
     inputs, ops = tape.inputs, tape.ops
+    ndarray = np.ndarray
+    known: dict[int, bool] = {}  # array nodes: whether every element is finite, found once
+
+    def fin(j: int) -> bool:
+        v = values[j]
+        if type(v) is not ndarray:
+            return finite(v)
+        got = known.get(j)
+        if got is None:
+            got = known[j] = finite(v)
+        return got
+
     for i in range(len(tape)):
         ins = inputs[i]
         if not ins:
             continue
-        if not finite(values[i]):
-            if all(finite(values[j]) for j in ins):
+        v = values[i]
+        if type(v) is ndarray:
+            if ops[i].name in FINITE_OF_FINITE and all(fin(j) for j in ins):
+                known[i] = True  # and so are its local partials: nothing to say here
+                continue
+            ok = fin(i)
+        else:
+            ok = finite(v)
+        if not ok:
+            if all(fin(j) for j in ins):
                 op = ops[i]
                 note = f" ({op.note})" if op.note else ""
                 if not np.any(np.isnan(values[i])) and not _at_pole(op, values, ins):
@@ -721,7 +757,7 @@ def nonfinite_warnings(tape: Tape, values: Sequence, partials: Sequence,
         if ps is None:
             continue
         for k, j in enumerate(ins):
-            if flags[j] and not finite(ps[k]) and all(finite(values[m]) for m in ins):
+            if flags[j] and not finite(ps[k]) and all(fin(m) for m in ins):
                 op = ops[i]
                 note = f" ({op.note})" if op.note else ""
                 warnings.append(
@@ -746,4 +782,11 @@ def finite(v) -> bool:
     except OverflowError:
         return True  # a Fraction beyond float64's range is still a finite number
     except TypeError:
+        if type(v) is np.ndarray and v.dtype.kind == "f" and v.size > 4096:
+            # One pass and no boolean array: a NaN or an Infinity anywhere makes the sum NaN or
+            # infinite, so a finite sum says every element is finite (issue 17). An overflowing
+            # sum of finite numbers says nothing: then the full check.
+            with np.errstate(all="ignore"):
+                if math.isfinite(np.add.reduce(v, axis=None)):
+                    return True
         return bool(np.all(np.isfinite(v)))
