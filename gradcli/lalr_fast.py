@@ -22,7 +22,8 @@ if TYPE_CHECKING:  # pragma: no cover
 CONTINUES = frozenset({"PLUS", "MINUS", "STAR", "SLASH", "AT", "POW", "COMMA", "ASSIGN",
                        "LPAR", "LSQB", "CMP", "COLON"})
 
-_TOKEN = re.compile(
+#: The tokenizer, compiled on first use: a formula gradcli.climb parses never needs it.
+_TOKEN_SOURCE = (
     r"(?P<WS>[ \t\f\r]+|\#[^\n]*)"
     r"|(?P<NUMBER>(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)"
     r"|(?P<NAME>[^\W\d]\w*)"
@@ -32,6 +33,7 @@ _TOKEN = re.compile(
     r"|(?P<CMP><=|>=|==|!=|<|>)"
     r"|(?P<PUNCT>[-+*/@(),=\[\]:])"
 )
+_TOKEN: list = []
 _PUNCT = {"-": "MINUS", "+": "PLUS", "*": "STAR", "/": "SLASH", "@": "AT", "(": "LPAR",
           ")": "RPAR", ",": "COMMA", "=": "ASSIGN", "[": "LSQB", "]": "RSQB", ":": "COLON"}
 
@@ -105,7 +107,9 @@ class FastLALR:
         prev = None
         pos = 0
         multiline = self.multiline
-        for m in _TOKEN.finditer(text):
+        if not _TOKEN:
+            _TOKEN.append(re.compile(_TOKEN_SOURCE))
+        for m in _TOKEN[0].finditer(text):
             start = m.start()
             if start != pos:
                 return False  # a character no terminal matches

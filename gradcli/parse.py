@@ -5,24 +5,24 @@ recurses: 100 000 nested parentheses are 100 000 shifts and reduces on Lark's ow
 Each callback returns an operand `(node_id, start, end)`: the span is the operand's text as
 written (parentheses included), while the node keeps the span of its own expression.
 
-Here: the Builder, the grammar and Lark's parser, `parse()`. The fast path that drives Lark's
-tables without Lark lives in lalr_fast.py; the wording of syntax errors in syntax_errors.py.
+Here: the Builder, the grammar and Lark's parser, `parse()`. The fastest path (an operator-
+precedence loop over the common subset, through the same callbacks) lives in climb.py, the one
+that drives Lark's tables without Lark in lalr_fast.py, the wording of syntax errors in
+syntax_errors.py.
 """
 
 from __future__ import annotations
 
 import difflib
 import gc
+import math
 from contextlib import contextmanager
-from importlib import resources
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from .errors import ParseError
+from .climb import parse as climb
 from .lalr_fast import CONTINUES, FastLALR, tables
-from .ops import COMPARISONS, CONSTANTS, FUNCTIONS, ONE, OPS, Op, index_op, lookup
+from .ops import COMPARISONS, CONSTANTS, FUNCTIONS, OPS, Op, index_op, lookup
 from .tape import Statement, Tape, shape_str
 from .words import count, name_key, short, superscript
 
@@ -35,7 +35,11 @@ _OP = OPS
 
 
 def grammar_text() -> str:
-    """The grammar, from inside the installed package or from a checkout's grammars/."""
+    """The grammar, from inside the installed package or from a checkout's grammars/ (read only
+    by Lark's own parser: the fast path's tables are shipped)."""
+    from importlib import resources
+    from pathlib import Path
+
     try:
         packaged = resources.files("gradcli").joinpath("grammars", "gradcli.lark")
         if packaged.is_file():
@@ -90,13 +94,13 @@ class Builder:
     # -- leaves -------------------------------------------------------------------------------
     def number(self, c):
         tok = c[0]
-        value = np.float64(float(tok.value))
-        if not np.isfinite(value):
+        value = float(tok.value)  # a Python float: numpy only where a sweep needs it (Tape)
+        if not math.isfinite(value):
             self.warnings.append(f"the number {short(tok.value, 30)} is too large for float64: "
                                  "it is read as Infinity")
         tape = self.tape
         i = tape.add(lookup("const"), (), tok.start_pos, tok.end_pos)
-        tape.literals[i] = value
+        tape.consts[i] = value
         return (i, tok.start_pos, tok.end_pos)
 
     def name(self, c):
@@ -112,7 +116,7 @@ class Builder:
             return (i, s, e)
         if name in CONSTANTS:
             i = tape.add(lookup("const"), (), s, e)
-            tape.literals[i] = np.float64(CONSTANTS[name])
+            tape.consts[i] = CONSTANTS[name]
             return (i, s, e)
         if name in FUNCTIONS:
             raise self._error(f"{name} is a function: call it with parentheses, as {name}(...)",
@@ -160,9 +164,9 @@ class Builder:
         tape = self.tape
         i = a[0]
         # A minus sign on a number literal is part of the number: -3 is one constant.
-        if tape.ops[i].name == "const" and i in tape.literals and i == len(tape) - 1 \
+        if tape.ops[i].name == "const" and i in tape.consts and i == len(tape) - 1 \
                 and i not in tape.names:
-            tape.literals[i] = -tape.literals[i]
+            tape.consts[i] = -tape.consts[i]
             tape.starts[i] = tok.start_pos
             tape.ends[i] = a[2]
             return (i, tok.start_pos, a[2])
@@ -212,14 +216,15 @@ class Builder:
             tape.ops[i] = lookup("const")
         else:
             i = tape.add(lookup("const"), (), a[1], a[2])
-        tape.literals[i] = ONE
+        tape.consts[i] = 1.0
         return (i, a[1], a[2])
 
     def _check_axis(self, fname: str, a) -> None:
         tape = self.tape
-        value = tape.literals.get(a[0])
+        value = tape.consts.get(a[0])
         # (numpy has at most 64 axes: a bigger one, 1e300 or inf, is never an axis)
-        if value is None or a[0] in tape.names or np.ndim(value) or not abs(value) <= 64 \
+        if value is None or a[0] in tape.names or not isinstance(value, float) \
+                or not abs(value) <= 64 \
                 or value != int(value):
             raise self._error(f"the axis of {fname}(A, axis) must be a whole number such as 0 "
                               "or 1", a[1])
@@ -251,9 +256,10 @@ class Builder:
                 layout.append(None)
                 parts = [sub]
             for p in parts:
-                value = tape.literals.get(p[0])
+                value = tape.consts.get(p[0])
                 if value is not None and p[0] not in tape.names and (
-                        np.ndim(value) or not np.isfinite(value) or value != int(value)):
+                        not isinstance(value, float) or not math.isfinite(value)
+                        or value != int(value)):
                     raise self._error("an index must be a whole number such as 0, 2 or -1",
                                       p[1])
                 ids.append(p[0])
@@ -284,26 +290,28 @@ class Builder:
         shapes = [None] * len(ids)
         literal = True
         for k, i in enumerate(ids):
-            v = tape.literals.get(i)
+            v = tape.consts.get(i)
             if v is None or i in tape.names:
                 literal = False
                 break
-            shapes[k] = np.shape(v)
+            shapes[k] = v.shape if hasattr(v, "shape") else ()
         n = len(tape)
         if literal and ids == list(range(n - len(ids), n)):
             first = shapes[0]
             for k, shape in enumerate(shapes):
                 if shape != first:
                     raise self._error(_ragged(first, shape), items[k][1])
-            value = np.array([tape.literals[i] for i in ids], dtype=np.float64)
+            import numpy as np  # a tensor literal: numpy from here on
+
+            value = np.array([tape.consts[i] for i in ids], dtype=np.float64)
             for i in reversed(ids):  # the elements become one constant
-                del tape.literals[i]
+                del tape.consts[i]
                 tape.ops.pop()
                 tape.inputs.pop()
                 tape.starts.pop()
                 tape.ends.pop()
             j = tape.add(lookup("const"), (), s, e)
-            tape.literals[j] = value
+            tape.consts[j] = value
             return (j, s, e)
         j = tape.add(lookup("stack"), tuple(ids), s, e)
         return (j, s, e)
@@ -463,9 +471,11 @@ def gc_paused():
 def parse(text: str) -> tuple[Tape, list[str]]:
     """Parse formula text into a tape; returns it with any parse-time warnings.
 
-    Valid formulas go through a fast path: a one-regex tokenizer and a lean driver over Lark's
-    own LALR tables and callbacks. Where that path meets anything it does not accept, Lark's
-    parser runs instead, so every syntax error is Lark's, worded as before.
+    Most formulas go through gradcli.climb (an operator-precedence loop that builds the very
+    tape the Builder builds); where it gives up (tensors, indexing, any error), a
+    one-regex tokenizer and a lean driver over Lark's own LALR tables and callbacks run; where
+    that path meets anything it does not accept, Lark's parser runs instead, so every syntax
+    error is Lark's, worded as before.
     """
     if "\x00" in text:
         pos = text.index("\x00")
@@ -474,8 +484,10 @@ def parse(text: str) -> tuple[Tape, list[str]]:
     _BUILDER.reset(text)
     try:
         with gc_paused():
-            if not _fast(multiline).parse(text, _BUILDER):
-                _lark_parse(text, multiline)
+            if not climb(text, _BUILDER):  # the common subset; else the LALR driver, Lark
+                _BUILDER.reset(text)
+                if not _fast(multiline).parse(text, _BUILDER):
+                    _lark_parse(text, multiline)
     finally:
         tape, warnings = _BUILDER.tape, _BUILDER.warnings
         _BUILDER.reset("")
