@@ -1,0 +1,141 @@
+"""The "nodes" array of `eval --json`, column by column (what jsonout.eval_json_pieces writes).
+
+A 10^6-node document is made in pieces of a few thousand nodes: each field is formatted for
+the whole piece at once (one `map` over a column, at C speed: float.__repr__ for every number,
+the formula's text sliced for every expr), and the piece is put together by one join. Nothing
+here builds a per-node Python string by hand, and nothing holds more than one piece.
+
+Every function returns exactly what jsonout's per-node builders did (`number`, `_str` of
+`tape.expr`); wherever a column is not plain floats or plain text it falls back to them, value
+by value (`slow`). tests/test_jsonout_stream.py compares the two on random formulas.
+"""
+
+from __future__ import annotations
+
+import operator
+from itertools import chain, compress, islice, repeat
+from typing import Callable, Sequence
+
+#: JSON's words for what float.__repr__ writes as nan, inf and -inf (jsonout.nonfinite)
+_WORDS = {"nan": '"NaN"', "inf": '"Infinity"', "-inf": '"-Infinity"'}
+_REPR = float.__repr__  # also np.float64's value (a float subclass), as number() writes it
+_NULL = "null".__str__
+_NAME = operator.attrgetter("name")
+#: tape.expr's default limit: a node's source text longer than this is shortened with …
+EXPR_LIMIT = 60
+_HALF = (EXPR_LIMIT - 1) // 2
+
+
+def numbers(seq: Sequence, slow: Callable[[object], str]) -> list[str]:
+    """number(v) for each v: float.__repr__ over the column when every v is a float (or
+    np.float64), with NaN/±Infinity as JSON strings; `slow` (jsonout.number) value by value
+    otherwise (Fractions, arrays, None)."""
+    try:
+        out = list(map(_REPR, seq))
+    except TypeError:  # not all floats
+        return list(map(slow, seq))
+    if not _WORDS.keys().isdisjoint(out):
+        out = list(map(_WORDS.get, out, out))
+    return out
+
+
+def numbers_where(seq: Sequence, flags: Sequence, slow: Callable[[object], str]) -> list[str]:
+    """number(seq[k]) where flags[k], "null" elsewhere."""
+    if all(flags):
+        return numbers(seq, slow)
+    got = numbers(list(compress(seq, flags)), slow)
+    pick = (_NULL, iter(got).__next__)  # by flag: "null", or the next number
+    return list(map(operator.call, map(pick.__getitem__, map(bool, flags))))
+
+
+def partial_lists(partials: Sequence, inputs: Sequence, active: Sequence,
+                  slow: Callable[[object], str]) -> list[str]:
+    """Each node's "partials" entries joined by ", ": number(ps[k]) where the node has partials
+    and input k is active, "null" elsewhere."""
+    if None not in partials:
+        flat = list(chain.from_iterable(partials))
+        ids = list(chain.from_iterable(inputs))
+        if len(flat) == len(ids) and all(map(operator.eq, map(len, partials), map(len, inputs))):
+            texts = iter(numbers_where(flat, list(map(active.__getitem__, ids)), slow))
+            return list(map(", ".join, map(islice, repeat(texts), map(len, inputs))))
+    return [", ".join(slow(ps[k]) if ps is not None and active[j] else "null"
+                      for k, j in enumerate(ins)) for ps, ins in zip(partials, inputs)]
+
+
+def plain_text(text: str) -> bool:
+    """Whether every node's expr is its JSON string without escapes: the formula holds no
+    quote, backslash or unprintable character (line breaks and tabs aside, which tape.expr
+    turns into spaces)."""
+    rest = text.replace("\n", "").replace("\t", "").replace("\r", "")
+    return rest.isprintable() and '"' not in rest and "\\" not in rest
+
+
+def exprs(tape, a: int, b: int, plain: bool, quoted: Callable[[str], str]) -> list[str]:
+    """tape.expr(i) for nodes a..b-1: as it stands where `plain` (see plain_text: the caller
+    adds the quotes), else through `quoted` (jsonout._str).
+
+    In plain text, tape.expr is the node's slice of the text, or for a long one (over
+    EXPR_LIMIT characters) its first and last HALF characters around "…" (stripped at the
+    cut): both made here for the whole column at once. A node whose text then holds a line
+    break or tab asks tape.expr itself (which folds the white space)."""
+    expr = tape.expr
+    if not plain:
+        return [quoted(expr(i)) for i in range(a, b)]
+    text = tape.text
+    cut = text.__getitem__
+    starts, ends = tape.starts[a:b], tape.ends[a:b]
+    long = list(map(EXPR_LIMIT.__lt__, map(operator.sub, ends, starts)))
+    if any(long):
+        short = list(map(operator.not_, long))
+        whole = map(cut, map(slice, compress(starts, short), compress(ends, short)))
+        s, e = list(compress(starts, long)), list(compress(ends, long))
+        heads = map(str.rstrip, map(cut, map(slice, s, map(_HALF.__add__, s))))
+        tails = map(str.lstrip, map(cut, map(slice, map(_HALF.__rsub__, e), e)))
+        cuts = map("…".join, zip(heads, tails))
+        pick = (whole.__next__, cuts.__next__)  # by `long`: the whole slice, or the cut one
+        out = list(map(operator.call, map(pick.__getitem__, long)))
+    else:
+        out = list(map(cut, map(slice, starts, ends)))
+    if "\n" in text or "\t" in text or "\r" in text:
+        for k in compress(range(b - a), map(operator.not_, map(str.isprintable, out))):
+            out[k] = expr(a + k)
+    return out
+
+
+def inputs_lists(inputs: Sequence) -> list[str]:
+    """Each node's input ids as a JSON array: [3, 7]."""
+    return list(map(repr, map(list, inputs)))
+
+
+class _OpText(dict):
+    """op name -> the text from "op" to the expr's value: ', "op": "mul", "expr": "'."""
+
+    def __init__(self, quote: str):
+        super().__init__()
+        self.quote = quote
+
+    def __missing__(self, name: str) -> str:
+        text = self[name] = f', "op": "{name}", "expr": {self.quote}'
+        return text
+
+
+def join_nodes(tape, a: int, b: int, plain: bool, named: dict, columns: Sequence[list[str]],
+               extras: list[str] | None) -> str:
+    """Nodes a..b-1 as JSON objects separated by ", " (with a leading ", " unless a is 0).
+    columns = exprs, inputs, values, partials, grads (as JSON texts, exprs without their
+    quotes where `plain`); named: node id -> its name as a JSON string; `extras` (or None) the
+    text each node adds after "grad". One join over the columns interleaved with the text
+    between them."""
+    q = '"' if plain else ""
+    op_text = _OpText(q)
+    unnamed = q + ', "name": null, "inputs": '
+    names = (map({i: f'{q}, "name": {t}, "inputs": ' for i, t in named.items()}.get,
+                 range(a, b), repeat(unnamed)) if named else repeat(unnamed))
+    exprs, inputs, values, partials, grads = columns
+    pieces = [chain(('{"id": ' if a == 0 else ', {"id": ',), repeat('}, {"id": ', b - a - 1)),
+              map(str, range(a, b)), map(op_text.__getitem__, map(_NAME, tape.ops[a:b])),
+              exprs, names, inputs, repeat(', "value": '), values, repeat(', "partials": ['),
+              partials, repeat('], "grad": '), grads]
+    if extras is not None:
+        pieces.append(extras)
+    return "".join(chain.from_iterable(zip(*pieces))) + "}"
