@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from . import engine
+from . import arraysweep, engine
 from .columnar import CHUNK_ROWS, CsvPoints, open_points
 from .errors import InputError
 from .ops import lookup
@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .session import Session
 
 __all__ = ["CHUNK_ROWS", "Chunk", "CsvPoints", "Plan", "batch", "check_batchable", "per_row",
-           "plan_for", "prefetch", "run_batch", "sweep"]
+           "plan_for", "prefetch", "run_batch", "sweep", "sweep_engine"]
 
 
 class Chunk:
@@ -91,6 +91,23 @@ class Plan:
         """The columns the sweeps read from the file."""
         return [n for n in self.tape.variables if n not in self.fixed]
 
+    def compiled(self):
+        """The tape compiled into numpy code over columns (arraysweep), made on first use where
+        the plan runs (never pickled); None when the tape is too long for it."""
+        got = self.__dict__.get("_compiled", _UNSET)
+        if got is _UNSET:
+            got = arraysweep.compile_sweep(self.tape, self.wrt, self.flags, self.fixed)
+            self.__dict__["_compiled"] = got
+        return got
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state.pop("_compiled", None)
+        return state
+
+
+_UNSET = object()
+
 
 def plan_for(tape: Tape, columns: Sequence[str], fixed: Mapping[str, object],
              wrt: Sequence[str], path: str) -> Plan:
@@ -107,7 +124,32 @@ def plan_for(tape: Tape, columns: Sequence[str], fixed: Mapping[str, object],
 
 
 def sweep(plan: Plan, block: Mapping[str, np.ndarray], n: int) -> tuple[list, list]:
-    """One chunk: (values per output, [{variable: gradient column}] per output)."""
+    """One chunk: (values per output, [{variable: gradient column}] per output).
+
+    The compiled sweep (arraysweep: the same numbers, bit for bit) where it applies, else the
+    engine's interpreted sweeps (sweep_engine)."""
+    fast = plan.compiled()
+    if fast is not None and _columns_fit(fast.needs, block, n):
+        return fast(block, n)
+    return sweep_engine(plan, block, n)
+
+
+_F64 = np.dtype(np.float64)
+
+
+def _columns_fit(needs: Sequence[str], block: Mapping[str, np.ndarray], n: int) -> bool:
+    """Whether every column the formula reads is n float64 numbers (as the readers give them);
+    anything else goes through the engine, which takes whatever numpy takes."""
+    ndarray = np.ndarray
+    for name in needs:
+        c = block.get(name)
+        if type(c) is not ndarray or c.dtype is not _F64 or c.shape != (n,):
+            return False
+    return n > 0
+
+
+def sweep_engine(plan: Plan, block: Mapping[str, np.ndarray], n: int) -> tuple[list, list]:
+    """One chunk through engine.py's interpreted sweeps (the plain path)."""
     tape = plan.tape
     point = {name: block[name] for name in tape.variables if name in block}
     for name, v in plan.fixed.items():  # a full column, so each row keeps its own gradient
