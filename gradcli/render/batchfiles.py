@@ -5,6 +5,7 @@ half-written file under the final name), chunk by chunk, in a thread of its own.
 Columns: the kept input columns (--keep), then `value,d_x,...` for one output, or for several
 `f1,d_f1_x,...,f2,d_f2_x,...` named by render/names.py (a staged program's own output names).
 CSV cells are numbers only, non-finite ones NaN, Infinity, -Infinity, as without the extra.
+Parquet is written by pyarrow, or by polars when polars read the input (CSV).
 """
 
 from __future__ import annotations
@@ -206,7 +207,8 @@ class JsonlSink:
 
 
 class ParquetSink:
-    """Parquet through pyarrow's ParquetWriter: one row group per chunk."""
+    """Parquet through pyarrow's ParquetWriter, one row group per chunk. No dictionary
+    encoding: gradients are all distinct, and trying it first made the writer 3× slower."""
 
     def __init__(self, target: Target, columns: Sequence[str], wrt: Sequence[str]):
         try:
@@ -218,7 +220,8 @@ class ParquetSink:
         self.pa, self.target, self.wrt = pa, target, list(wrt)
         self.schema = pa.schema([(name, pa.float64()) for name in columns])
         # pyarrow writes the temporary file by its name (native I/O, not a Python file object)
-        self.writer = pq.ParquetWriter(target.tmp if target.tmp else target.fh, self.schema)
+        self.writer = pq.ParquetWriter(target.tmp if target.tmp else target.fh, self.schema,
+                                       use_dictionary=False)
 
     def write(self, chunk: "Chunk") -> None:
         # from the numbers' buffers: pa.array(ndarray) imports pandas when it is installed
@@ -232,9 +235,81 @@ class ParquetSink:
         self.writer.close()
 
 
+class PolarsParquetSink:
+    """Parquet through polars' streaming sink (snappy, as pyarrow's writer), so a run reading
+    CSV with polars imports no second library (pyarrow's import is ~60 ms more). The sink runs
+    in a thread of its own and pulls the chunks' frames from a queue (a source of Python frames
+    registered with polars), so memory holds a few chunks, whatever the number of rows."""
+
+    def __init__(self, target: Target, columns: Sequence[str], wrt: Sequence[str], pl):
+        from polars.io.plugins import register_io_source
+
+        from ..columnar import CHUNK_ROWS
+
+        self.pl, self.columns, self.wrt = pl, list(columns), list(wrt)
+        self.q: queue.Queue = queue.Queue(maxsize=2)
+        self.failure: list[BaseException] = []
+        self.ended = False  # the queue's _END was taken
+
+        def frames(with_columns, predicate, n_rows, batch_size):
+            while True:
+                frame = self.q.get()
+                if frame is _END:
+                    self.ended = True
+                    return
+                yield frame if with_columns is None else frame.select(with_columns)
+
+        schema = {name: pl.Float64 for name in self.columns}
+        lazy = register_io_source(frames, schema=schema)
+
+        def run() -> None:
+            try:
+                # row groups of a chunk, as pyarrow's writer: polars' default (2^20 rows)
+                # would buffer ~50 MB more at 10^7 rows
+                lazy.sink_parquet(target.tmp, compression="snappy", row_group_size=CHUNK_ROWS)
+            except BaseException as exc:  # raised by close()
+                self.failure.append(exc)
+                while not self.ended:  # let write() and close() return
+                    self.ended = self.q.get() is _END
+
+        self.thread = threading.Thread(target=run, name="gradcli-parquet", daemon=True)
+        self.thread.start()
+
+    def write(self, chunk: "Chunk") -> None:
+        if self.failure:
+            raise self.failure[0]
+        cols = (np.ascontiguousarray(c, dtype=np.float64) for c in chunk_columns(chunk, self.wrt))
+        self.q.put(self.pl.DataFrame(dict(zip(self.columns, cols))))
+
+    def close(self) -> None:
+        self.q.put(_END)
+        self.thread.join()
+        if self.failure:
+            raise self.failure[0]
+
+    def abort(self) -> None:
+        """Stop the sink (the target removes what it wrote)."""
+        if self.thread.is_alive():
+            try:
+                self.q.put(_END, timeout=5)
+            except queue.Full:  # pragma: no cover - a sink stuck in a write call
+                return
+            self.thread.join(timeout=5)
+
+
 def open_sink(fmt: str, target: Target, columns: Sequence[str], wrt: Sequence[str],
-              keep: Sequence[str]):
+              keep: Sequence[str], polars_read: bool = False):
+    """The sink of a format. Parquet: pyarrow's writer, or polars' when polars read the input
+    (`polars_read`: a CSV file), so a run imports one columnar library, not both."""
     if fmt == "parquet":
+        if polars_read:
+            try:
+                import polars
+                from polars.io.plugins import register_io_source  # noqa: F401 - polars >= 1.13
+            except ImportError:  # pragma: no cover - an old polars: pyarrow writes
+                polars = None
+            if polars is not None:
+                return PolarsParquetSink(target, columns, wrt, polars)
         return ParquetSink(target, columns, wrt)
     if fmt == "jsonl":
         return JsonlSink(target, wrt, keep)
@@ -292,6 +367,7 @@ def write_batch(chunks: Iterable["Chunk"], sink, target: Target, progress=None) 
                 except queue.Full:  # pragma: no cover - a writer stuck in a write call
                     pass
                 thread.join(timeout=5)
+            getattr(sink, "abort", lambda: None)()  # PolarsParquetSink's thread
             target.abort()
     return rows
 
