@@ -127,6 +127,8 @@ def test_derivative_formulas_equal_sympy(text, point):
 def test_rational_derivatives_simplify_to_sympy(text):
     tape, wrt, t = first_derivatives(text)
     expr = to_sympy(text)
+    if expr.has(sympy.zoo, sympy.nan):  # x/(x-x): undefined everywhere, nothing to compare
+        return
     for x in wrt:
         mine = t.alone((x,))
         # a staged program: substitute its intermediates in order

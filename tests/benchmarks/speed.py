@@ -4,7 +4,9 @@ in the same run. run.py calls `run_speed` and adds `targets` to its summary.
     cold      eval, check and diff of the neuron with --json, whole processes, interleaved with
               `python -c "import numpy"` (medians)
     evaluate  gradcli.api.evaluate of the neuron (text -> value and full gradient) against
-              micrograd building and backpropagating the same neuron (best of batches)
+              micrograd building and backpropagating the same neuron (best of batches): the
+              same text again and again (the target: parse cache and compiled sweep), and, for
+              honesty, a new text each call (parsed and swept by the engine, never cached)
     descent   per step, in-process (gradcli.descend with the command's default --every) against a
               torch eager loop (loss.backward(), update under no_grad, zero the grads), on the
               neuron and on Rosenbrock; and the whole CLI, 200 000 steps of a quadratic, with and
@@ -155,10 +157,16 @@ def measure_evaluate(R, calls: int) -> dict:
         r = api.evaluate(text, NEURON_POINT)
         return r.value, r.gradient
 
+    fresh = iter(range(10**9))
+
+    def uncached():  # a text never seen before (a comment differs): parsed, not compiled
+        r = api.evaluate(f"{text}\n# call {next(fresh)}", NEURON_POINT)
+        return r.value, r.gradient
+
     rec: dict = {"calls": calls}
     value, grad = ours()
     rec["value"] = value
-    fns = {"gradcli": ours}
+    fns = {"gradcli": ours, "gradcli_uncached": uncached}
     if have("micrograd"):
         fns["micrograd"] = micrograd_neuron()
         mv, mg = fns["micrograd"]()
@@ -170,9 +178,11 @@ def measure_evaluate(R, calls: int) -> dict:
         for k in order:
             samples[k].append(best_per_call(fns[k], calls, 1))
     best = {k: min(v) for k, v in samples.items()}
-    rec.update(samples_s=samples, gradcli_s=best["gradcli"], micrograd_s=best.get("micrograd"))
+    rec.update(samples_s=samples, gradcli_s=best["gradcli"], micrograd_s=best.get("micrograd"),
+               uncached_s=best["gradcli_uncached"])
     if "micrograd" in best:
         rec["ratio"] = best["gradcli"] / best["micrograd"]
+        rec["uncached_ratio"] = best["gradcli_uncached"] / best["micrograd"]
     return rec
 
 
@@ -433,9 +443,13 @@ def print_speed(R, res: dict) -> None:
         rows.append([name, "error: " + err])
     ev = res.get("evaluate", {})
     if "gradcli_s" in ev:
-        rows.append(["evaluate() of the neuron, in-process", t(ev["gradcli_s"]),
+        rows.append(["evaluate() of the neuron, in-process (cached text)", t(ev["gradcli_s"]),
                      f"micrograd {t(ev['micrograd_s'])}" if ev.get("micrograd_s") else "—",
                      ratio(ev.get("ratio"))])
+        if "uncached_s" in ev:
+            rows.append(["evaluate() of the neuron, a new text each call", t(ev["uncached_s"]),
+                         f"micrograd {t(ev['micrograd_s'])}" if ev.get("micrograd_s") else "—",
+                         ratio(ev.get("uncached_ratio"))])
     for d in res.get("descent", []) if isinstance(res.get("descent"), list) else []:
         rows.append([f"descend {d['formula']}, per step", t(d["gradcli_step_s"]),
                      f"torch {t(d['torch_step_s'])}" if d.get("torch_step_s") else "—",
