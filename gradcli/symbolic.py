@@ -10,6 +10,12 @@ gradient tape gives Hessian-vector products (forward-over-reverse, as JAX does).
 x*1, x+0, x^1, x^0, --x, numeric factors gathered to the front, and 0*x only where x cannot be
 NaN or ±Infinity (built from variables, finite numbers and ops finite on finite inputs; overflow
 aside). Identical nodes are built once (hash-consing). Nothing here recurses.
+
+A scalar formula needs no numpy here (issue 17.1: `diff --json` starts without it): scalar
+constants are Python floats in the builder tape's `consts` (its `literals` are numpy's view, as
+for a parsed tape), folding + - * / and unary - is float arithmetic (the same IEEE results as
+numpy's float64; a zero divisor is not folded, as numpy's Infinity or NaN is not), and only pow,
+a replaced op, a tensor or the sweeps at a point (SecondOrder, evaluate) import numpy.
 """
 
 from __future__ import annotations
@@ -18,11 +24,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
-import numpy as np
-
-from . import engine
+from .compiled import active
 from .errors import InputError
-from .ops import lookup
+from .ops import Op, builtin, lookup
 from .tape import Tape
 from .words import short
 
@@ -32,6 +36,36 @@ _FINITE_ON_FINITE = frozenset({
     "tanh", "sigmoid", "relu", "softplus", "abs", "sign", "max", "min", "atan2", "matmul",
     "transpose"})
 _FOLD = frozenset({"add", "sub", "mul", "div", "neg", "pow"})
+#: Folded with Python floats (pow, which needs numpy's rule, is not): IEEE-exact operations.
+_FLOAT_FOLD = {"add": lambda a, b: a + b, "sub": lambda a, b: a - b,
+               "mul": lambda a, b: a * b, "div": lambda a, b: a / b, "neg": lambda a: -a}
+#: gradcli's own ops that work element by element (their vjp is None): known without reading
+#: op.elementwise, which binds the numpy rules (tests/test_diff_cold.py checks the list).
+ELEMENTWISE = frozenset({
+    "var", "const", "id", "add", "sub", "mul", "div", "neg", "pow", "exp", "log", "log2",
+    "log10", "sqrt", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh",
+    "sigmoid", "relu", "softplus", "abs", "sign", "max", "min", "atan2"})
+
+
+def _number(v) -> float | None:
+    """A plain number (Python float or int, numpy float64) as a Python float; None otherwise."""
+    return float(v) if isinstance(v, (float, int)) else None
+
+
+def _is_tensor(v) -> bool:
+    """Whether a constant's value is an array (numpy asked only for what is not a number)."""
+    if isinstance(v, (float, int)):
+        return False
+    import numpy as np
+
+    return bool(np.ndim(v))
+
+
+def elementwise(op: Op) -> bool:
+    """op.elementwise, without binding the numpy rules for gradcli's own scalar ops."""
+    if op.name in ELEMENTWISE and builtin(op):
+        return True
+    return op.elementwise
 
 
 class NoFormula(InputError):
@@ -56,24 +90,33 @@ class Builder:
         return i
 
     def const(self, value) -> int:
-        if np.ndim(value):
-            key = None  # tensor literals are not shared
-        else:
-            value = np.float64(value)
-            key = ("const", float(value).hex())
-            i = self._seen.get(key)
-            if i is not None:
+        f = _number(value)
+        if f is None:
+            import numpy as np
+
+            if np.ndim(value):  # tensor literals are not shared
+                i = self._append("const", (), finite=bool(np.all(np.isfinite(value))))
+                self.tape.consts[i] = value
                 return i
-        i = self._append("const", (), finite=bool(np.all(np.isfinite(value))))
-        self.tape.literals[i] = value
-        if key is not None:
-            self._seen[key] = i
+            f = float(np.float64(value))
+        key = ("const", f.hex())
+        i = self._seen.get(key)
+        if i is not None:
+            return i
+        i = self._append("const", (), finite=math.isfinite(f))
+        if self.tape._numpy:  # numpy's view already taken: keep it float64 throughout
+            import numpy as np
+
+            self.tape.consts[i] = np.float64(f)
+        else:
+            self.tape.consts[i] = f  # a Python float, numpy float64 when `literals` is read
+        self._seen[key] = i
         return i
 
-    def value_of(self, i: int):
-        """A scalar constant's value, or None."""
-        v = self.tape.literals.get(i)
-        return None if v is None or np.ndim(v) else v
+    def value_of(self, i: int) -> float | None:
+        """A scalar constant's value (a Python float), or None."""
+        v = self.tape.consts.get(i)
+        return None if v is None else _number(v)
 
     def is_const(self, i: int, c: float) -> bool:
         v = self.value_of(i)
@@ -197,10 +240,9 @@ class Builder:
         if name in _FOLD:
             vals = [self.value_of(x) for x in xs]
             if all(v is not None for v in vals):
-                with np.errstate(all="ignore"):
-                    v = op.value(*vals)
-                if np.isfinite(v):
-                    return self.const(v)
+                folded = _fold(op, vals)
+                if folded is not None:
+                    return self.const(folded)
         finite = name in _FINITE_ON_FINITE and all(self.safe[x] for x in xs)
         i = self._append(name, xs, finite=finite)
         self._seen[key] = i
@@ -244,6 +286,24 @@ class Builder:
         return self.raw("mul", self.const(c), rest)
 
 
+def _fold(op: Op, vals: list[float]):
+    """op on numbers, when the result is finite (else None: the node is kept). Floats for the
+    IEEE-exact ops (the bits numpy's float64 gives); numpy's own rule otherwise (pow, an op
+    replaced in the table)."""
+    rule = _FLOAT_FOLD.get(op.name)
+    if rule is not None and builtin(op):
+        try:
+            v = rule(*vals)
+        except ZeroDivisionError:  # numpy: Infinity or NaN, not folded either
+            return None
+        return v if math.isfinite(v) else None
+    import numpy as np
+
+    with np.errstate(all="ignore"):
+        v = op.value(*[np.float64(x) for x in vals])
+    return v if np.isfinite(v) else None
+
+
 _TIDY = {"add": Builder.add, "sub": Builder.sub, "mul": Builder.mul, "div": Builder.div,
          "pow": Builder.pow, "neg": Builder.neg, "matmul": Builder.matmul}
 
@@ -270,7 +330,7 @@ def _rank(b: Builder, i: int) -> int:
 def copy_into(b: Builder, tape: Tape) -> list[int]:
     """Copy a tape's nodes into the builder (tidied); returns old id -> new id."""
     m = [0] * len(tape)
-    ops, inputs, literals = tape.ops, tape.inputs, tape.literals
+    ops, inputs, literals = tape.ops, tape.inputs, tape.consts
     names = tape.names
     for i, op in enumerate(ops):
         ins = inputs[i]
@@ -294,7 +354,7 @@ def reverse(b: Builder, tape: Tape, m: Sequence[int], output: int, wrt: Sequence
     """The symbolic reverse sweep of `tape` (copied into b as m) from `output`: for each name
     in wrt, the node of b holding ∂output/∂name. Contributions to a node are summed in the
     formula's order once the sweep reaches it; adjoints are shared nodes, never copies."""
-    flags = engine.active(tape, wrt)
+    flags = active(tape, wrt)
     n = len(tape)
     parts: list = [None] * n  # contributions received, in sweep order
     adj: list = [None] * n
@@ -402,8 +462,9 @@ _STRUCTURAL_OK = frozenset({"matmul", "transpose"})
 
 def _tensor_formula(tape: Tape) -> bool:
     """Whether the formula works on tensors (an @, a transpose, a reduction, a [..] literal)."""
+    consts = tape.consts
     for i, op in enumerate(tape.ops):
-        if not op.elementwise or (op.name == "const" and np.ndim(tape.literals.get(i, 0))):
+        if not elementwise(op) or (op.name == "const" and _is_tensor(consts.get(i, 0.0))):
             return True
     return False
 
@@ -439,6 +500,10 @@ class SecondOrder:
         self.tape.outputs = [self.first[x] for x in self.wrt]
 
     def _sweep(self, point: Mapping[str, object]):
+        import numpy as np
+
+        from . import engine
+
         at = {}
         for name in self.tape.variables:
             v = point.get(name)
@@ -453,8 +518,10 @@ class SecondOrder:
     def at(self, point: Mapping[str, object]) -> tuple[float, dict, dict]:
         """Value, gradient {x: g} and Hessian {x: {y: h}} at a point (reverse over reverse),
         made exactly symmetric where its two halves agree to rounding."""
+        from . import engine
+
         values, partials = self._sweep(point)
-        flags = engine.active(self.tape, self.wrt)
+        flags = active(self.tape, self.wrt)
         hess: dict[str, dict[str, float]] = {}
         for x in self.wrt:
             row = {}
@@ -470,6 +537,10 @@ class SecondOrder:
 
     def hvp(self, point: Mapping[str, object], v: Mapping[str, float]) -> dict[str, float]:
         """H·v at a point: one tangent sweep over the gradient tape (forward over reverse)."""
+        import numpy as np
+
+        from . import engine
+
         values, partials = self._sweep(point)
         seed = {self.tape.variables[x]: np.float64(v.get(x, 0.0)) for x in self.wrt}
         tangent = engine.jvp(self.tape, values, partials, seed)
@@ -494,5 +565,7 @@ def symmetrize(hess: dict[str, dict[str, float]]) -> None:
 
 def evaluate(tape: Tape, point: Mapping[str, object], nodes: Sequence[int]) -> list:
     """The values of some nodes of a derivative tape at a point."""
+    from . import engine
+
     values = engine.forward(tape, {k: v for k, v in point.items() if k in tape.variables})
     return [values[i] for i in nodes]

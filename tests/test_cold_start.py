@@ -178,7 +178,7 @@ def test_every_numpy_module_that_reads_rules_installs_them_when_it_is_imported()
         module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
         found.append(module)
         assert probe(f"import {module}").endswith("True True"), module
-    assert {"gradcli.engine", "gradcli.symbolic", "gradcli.batch"} <= set(found), found
+    assert {"gradcli.engine", "gradcli.batch"} <= set(found), found  # symbolic: numpy-free
 
 
 def test_the_float_paths_keep_consts_as_python_floats():

@@ -11,13 +11,14 @@ import math
 import re
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Sequence
-
-import numpy as np
+from typing import TYPE_CHECKING, Sequence
 
 from ..errors import InputError
 from ..ops import CONSTANTS, FUNCTIONS
 from ..tape import Tape
+
+if TYPE_CHECKING:
+    import numpy as np
 
 _PREC = {"add": 1, "sub": 1, "mul": 2, "div": 2, "matmul": 2, "neg": 3, "pow": 4}
 _LATEX_NAMES = {"sin", "cos", "tan", "sinh", "cosh", "tanh", "exp", "log"}
@@ -92,8 +93,8 @@ def _prec(tape: Tape, k: int, names: dict, latex: bool) -> int:
         return 5
     op = tape.ops[k].name
     if op == "const":
-        v = tape.literals[k]
-        if np.ndim(v):
+        v = tape.consts[k]
+        if _tensor(v):
             return 5
         if "/" in number_text(v):
             return 2
@@ -110,7 +111,7 @@ def _pieces(tape: Tape, k: int, names: dict, latex: bool) -> list:
     if op == "var":
         return [_name(tape.names[k], latex)]
     if op == "const":
-        return [_number_text(tape.literals[k], latex)]
+        return [_number_text(tape.consts[k], latex)]
 
     def child(j: int, least: int) -> list:
         if _prec(tape, j, names, latex) >= least:
@@ -190,8 +191,19 @@ def number_text(v: float) -> str:
     return repr(f)
 
 
+def _tensor(v) -> bool:
+    """Whether a constant is an array (numpy is asked only about what is not a number)."""
+    if isinstance(v, (float, int)):
+        return False
+    import numpy as np
+
+    return bool(np.ndim(v))
+
+
 def _number_text(v, latex: bool) -> str:
-    if np.ndim(v):
+    if _tensor(v):
+        import numpy as np
+
         rows = np.asarray(v).tolist()
         text = str(rows) if np.all(np.isfinite(v)) else _nested(np.asarray(v))
         if latex:
