@@ -14,8 +14,12 @@ backward loop over Python floats:
   number (a negative base under a fractional power), that node takes numpy's rule instead.
 - Active flags are known from the leaves up front (a node is inactive only if every input is):
   every computed node starts active, and the sweep itself finds the rare computed node none of
-  whose inputs carries a gradient (2*pi). Only then, or when some node is not reached from the
-  output, does the full flags pass (engine.active) run.
+  whose inputs carries a gradient (2*pi, exp(0.5)). Its users may turn out inactive too: each
+  node's first adjoint comes from its highest user, whose inputs tuple the sweep records (a
+  tuple the tape keeps: no allocation), so only the windows from such a node up to its highest
+  user are scanned (`_State.settle`). When some node is not reached from the output, a vjp
+  passed an input nothing, or the windows would cover more than the tape, the full flags pass
+  runs instead, from the lowest node found.
 - The local partials (Result.partials, printed by eval --json) are engine.local_partials', made
   on first read (`Partials`); a run that shows no partials never computes them.
 
@@ -26,6 +30,7 @@ recursion: one loop from the output down.
 from __future__ import annotations
 
 import math
+from array import array
 from typing import Sequence
 
 import numpy as np
@@ -37,6 +42,7 @@ from .tape import Tape
 (_ADD, _SUB, _MUL, _DIV, _NEG, _POW, _EXP, _LOG, _SQRT, _SIN, _COS, _TANH, _SIGMOID,
  _ID) = map(lookup, ("add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sqrt", "sin",
                      "cos", "tanh", "sigmoid", "id"))
+_MINUS_ONE = array("l", [-1])
 
 
 class Partials(Sequence):
@@ -131,7 +137,10 @@ def _sweep(tape: Tape, values: Sequence, wrt: Sequence[str], output: int, conven
     flags = _leaf_flags(tape, wrt)
     inputs, ops = tape.inputs, tape.ops
     adj: list = [None] * n
-    state = _State(tape, values, flags, adj, convention, kinks)
+    # the inputs tuple of the node that sent each node its first adjoint (its highest user
+    # that sends one): a tuple the tape keeps anyway, so recording it allocates nothing
+    src: list = [None] * n
+    state = _State(tape, values, flags, adj, src, convention, kinks)
     for i in range(n - 1, output, -1):  # after the output: nothing reaches them
         state.unreached(i)
     if flags[output]:
@@ -151,107 +160,176 @@ def _sweep(tape: Tape, values: Sequence, wrt: Sequence[str], output: int, conven
                             state.unreached(i)
                         continue
                     op = ops[i]
+                    ins = inputs[i]
                     if op is ADD:
-                        a, b = inputs[i]
+                        a, b = ins
                         if flags[a]:
                             prev = adj[a]
-                            adj[a] = g if prev is None else prev + g
+                            if prev is None:
+                                adj[a] = g
+                                src[a] = ins
+                            else:
+                                adj[a] = prev + g
                             if flags[b]:
                                 prev = adj[b]
-                                adj[b] = g if prev is None else prev + g
+                                if prev is None:
+                                    adj[b] = g
+                                    src[b] = ins
+                                else:
+                                    adj[b] = prev + g
                         elif flags[b]:
                             prev = adj[b]
-                            adj[b] = g if prev is None else prev + g
+                            if prev is None:
+                                adj[b] = g
+                                src[b] = ins
+                            else:
+                                adj[b] = prev + g
                         else:
                             state.inactive(i)
                     elif op is MUL:
-                        a, b = inputs[i]
+                        a, b = ins
                         if flags[a]:
                             c = g * fl(values[b])
                             prev = adj[a]
-                            adj[a] = c if prev is None else prev + c
+                            if prev is None:
+                                adj[a] = c
+                                src[a] = ins
+                            else:
+                                adj[a] = prev + c
                             if flags[b]:
                                 c = g * fl(values[a])
                                 prev = adj[b]
-                                adj[b] = c if prev is None else prev + c
+                                if prev is None:
+                                    adj[b] = c
+                                    src[b] = ins
+                                else:
+                                    adj[b] = prev + c
                         elif flags[b]:
                             c = g * fl(values[a])
                             prev = adj[b]
-                            adj[b] = c if prev is None else prev + c
+                            if prev is None:
+                                adj[b] = c
+                                src[b] = ins
+                            else:
+                                adj[b] = prev + c
                         else:
                             state.inactive(i)
                     elif op is SUB:
-                        a, b = inputs[i]
+                        a, b = ins
                         if flags[a]:
                             prev = adj[a]
-                            adj[a] = g if prev is None else prev + g
+                            if prev is None:
+                                adj[a] = g
+                                src[a] = ins
+                            else:
+                                adj[a] = prev + g
                             if flags[b]:
                                 prev = adj[b]
-                                adj[b] = -g if prev is None else prev - g
+                                if prev is None:
+                                    adj[b] = -g
+                                    src[b] = ins
+                                else:
+                                    adj[b] = prev - g
                         elif flags[b]:
                             prev = adj[b]
-                            adj[b] = -g if prev is None else prev - g
+                            if prev is None:
+                                adj[b] = -g
+                                src[b] = ins
+                            else:
+                                adj[b] = prev - g
                         else:
                             state.inactive(i)
                     elif op is DIV:
-                        a, b = inputs[i]
+                        a, b = ins
                         d = fl(values[b])
                         if flags[a]:
                             c = g * (1.0 / d)  # d = 0: ZeroDivisionError, numpy's rule below
                             prev = adj[a]
-                            adj[a] = c if prev is None else prev + c
+                            if prev is None:
+                                adj[a] = c
+                                src[a] = ins
+                            else:
+                                adj[a] = prev + c
                             if flags[b]:
                                 c = g * (-fl(values[i]) / d)
                                 prev = adj[b]
-                                adj[b] = c if prev is None else prev + c
+                                if prev is None:
+                                    adj[b] = c
+                                    src[b] = ins
+                                else:
+                                    adj[b] = prev + c
                         elif flags[b]:
                             c = g * (-fl(values[i]) / d)
                             prev = adj[b]
-                            adj[b] = c if prev is None else prev + c
+                            if prev is None:
+                                adj[b] = c
+                                src[b] = ins
+                            else:
+                                adj[b] = prev + c
                         else:
                             state.inactive(i)
                     elif op is EXP:
-                        a = inputs[i][0]
+                        a = ins[0]
                         if flags[a]:
                             c = g * fl(values[i])
                             prev = adj[a]
-                            adj[a] = c if prev is None else prev + c
+                            if prev is None:
+                                adj[a] = c
+                                src[a] = ins
+                            else:
+                                adj[a] = prev + c
                         else:
                             state.inactive(i)
                     elif op is TANH:
-                        a = inputs[i][0]
+                        a = ins[0]
                         if flags[a]:
                             y = fl(values[i])
                             c = g * (1.0 - y * y)
                             prev = adj[a]
-                            adj[a] = c if prev is None else prev + c
+                            if prev is None:
+                                adj[a] = c
+                                src[a] = ins
+                            else:
+                                adj[a] = prev + c
                         else:
                             state.inactive(i)
                     elif op is SIN:
-                        a = inputs[i][0]
+                        a = ins[0]
                         if flags[a]:
                             c = g * fl(cos(values[a]))
                             prev = adj[a]
-                            adj[a] = c if prev is None else prev + c
+                            if prev is None:
+                                adj[a] = c
+                                src[a] = ins
+                            else:
+                                adj[a] = prev + c
                         else:
                             state.inactive(i)
                     elif op is COS:
-                        a = inputs[i][0]
+                        a = ins[0]
                         if flags[a]:
                             c = g * fl(-sin(values[a]))
                             prev = adj[a]
-                            adj[a] = c if prev is None else prev + c
+                            if prev is None:
+                                adj[a] = c
+                                src[a] = ins
+                            else:
+                                adj[a] = prev + c
                         else:
                             state.inactive(i)
                     elif op is NEG:
-                        a = inputs[i][0]
+                        a = ins[0]
                         if flags[a]:
                             prev = adj[a]
-                            adj[a] = -g if prev is None else prev - g
+                            if prev is None:
+                                adj[a] = -g
+                                src[a] = ins
+                            else:
+                                adj[a] = prev - g
                         else:
                             state.inactive(i)
-                    elif op is POW and not flags[inputs[i][1]]:
-                        a, b = inputs[i]
+                    elif op is POW and not flags[ins[1]]:
+                        a, b = ins
                         if flags[a]:
                             e = fl(values[b])
                             # b·a^(b-1), 0 for b = 0; Python raises for 0^-1 or an overflow
@@ -262,43 +340,63 @@ def _sweep(tape: Tape, values: Sequence, wrt: Sequence[str], output: int, conven
                                 continue
                             c = g * p
                             prev = adj[a]
-                            adj[a] = c if prev is None else prev + c
+                            if prev is None:
+                                adj[a] = c
+                                src[a] = ins
+                            else:
+                                adj[a] = prev + c
                         else:
                             state.inactive(i)
                     elif op is LOG:
-                        a = inputs[i][0]
+                        a = ins[0]
                         if flags[a]:
                             y = fl(values[i])
                             c = g * (1.0 / fl(values[a]) if y == y else math.nan)
                             prev = adj[a]
-                            adj[a] = c if prev is None else prev + c
+                            if prev is None:
+                                adj[a] = c
+                                src[a] = ins
+                            else:
+                                adj[a] = prev + c
                         else:
                             state.inactive(i)
                     elif op is SQRT:
-                        a = inputs[i][0]
+                        a = ins[0]
                         if flags[a]:
                             c = g * (0.5 / fl(values[i]))
                             prev = adj[a]
-                            adj[a] = c if prev is None else prev + c
+                            if prev is None:
+                                adj[a] = c
+                                src[a] = ins
+                            else:
+                                adj[a] = prev + c
                         else:
                             state.inactive(i)
                     elif op is SIGMOID:
-                        a = inputs[i][0]
+                        a = ins[0]
                         if flags[a]:
                             y = fl(values[i])
                             c = g * (y * (1.0 - y))
                             prev = adj[a]
-                            adj[a] = c if prev is None else prev + c
+                            if prev is None:
+                                adj[a] = c
+                                src[a] = ins
+                            else:
+                                adj[a] = prev + c
                         else:
                             state.inactive(i)
                     elif op is ID:
-                        a = inputs[i][0]
+                        a = ins[0]
                         if flags[a]:
                             prev = adj[a]
-                            adj[a] = g if prev is None else prev + g
+                            if prev is None:
+                                adj[a] = g
+                                src[a] = ins
+                            else:
+                                adj[a] = prev + g
                         else:
                             state.inactive(i)
-                    elif not inputs[i]:
+                    elif not ins:
                         continue
                     elif not state.general(i, g):
                         return None
@@ -316,29 +414,30 @@ class _State:
     """What the sweep learns besides the adjoints: computed nodes it does not reach, computed
     nodes with no active input, kinks, and whether every partial it used was finite."""
 
-    __slots__ = ("tape", "values", "flags", "adj", "convention", "kinks", "unsure", "repair",
-                 "missed", "lowest")
+    __slots__ = ("tape", "values", "flags", "adj", "src", "convention", "kinks", "unsure",
+                 "found", "full", "missed", "lowest")
 
-    def __init__(self, tape, values, flags, adj, convention, kinks):
-        self.tape, self.values, self.flags, self.adj = tape, values, flags, adj
+    def __init__(self, tape, values, flags, adj, src, convention, kinks):
+        self.tape, self.values, self.flags, self.adj, self.src = tape, values, flags, adj, src
         self.convention, self.kinks = convention, kinks
         self.unsure = False  # a general node saw a non-finite number, or a vjp
-        self.repair = False  # the optimistic flags may be wrong somewhere: settle them at the end
+        self.found: list[int] = []  # computed nodes found inactive, highest first
+        self.full = False  # settle every flag from `lowest` up (not only the users of `found`)
         self.missed = False  # some computed node has no adjoint: 0 if it is active
-        self.lowest = 0  # the last (lowest) node either of those was found at
+        self.lowest = 0  # the last (lowest) node found inactive or not reached
 
     def inactive(self, i: int) -> None:
         """Node i has no input that carries a gradient: inactive (the nodes that use it may be
         too: the flags are settled at the end). It passes nothing on."""
         self.flags[i] = False
         self.adj[i] = None
-        self.repair = True
+        self.found.append(i)
         self.lowest = i
 
     def unreached(self, i: int) -> None:
         """A computed node with no adjoint: its kink (if any) is still flagged, as
         local_partials flags it; whether it is active is settled at the end."""
-        self.repair = self.missed = True
+        self.full = self.missed = True
         self.lowest = i
         op = self.tape.ops[i]
         if op.kink is not None:
@@ -350,7 +449,7 @@ class _State:
     def general(self, i: int, g) -> bool:
         """Node i by its op's own rule (as local_partials and _backward_scalars compute it);
         False where a value is a tensor (the plain sweep takes over)."""
-        tape, values, flags, adj = self.tape, self.values, self.flags, self.adj
+        tape, values, flags, adj, src = self.tape, self.values, self.flags, self.adj, self.src
         ins = tape.inputs[i]
         xs = [values[j] for j in ins]
         y = values[i]
@@ -367,6 +466,7 @@ class _State:
             self.unsure = True
         if ps is None:  # a structural op on scalars (sum(x), ...)
             self.unsure = True  # its vjp may pass nothing on to an input
+            self.full = True  # and then `src` may miss a user of that input
             grads = op.vjp(g, y, *xs)
             for j, c in zip(ins, grads):
                 if flags[j] and c is not None:
@@ -385,8 +485,62 @@ class _State:
                 if type(c) is np.float64:
                     c = float(c)
                 prev = adj[j]
-                adj[j] = c if prev is None else prev + c
+                if prev is None:
+                    adj[j] = c
+                    src[j] = ins
+                else:
+                    adj[j] = prev + c
         return True
+
+    def settle(self) -> bool:
+        """The flags made exact without the full pass, when every computed node was reached
+        (no `full`). A computed node that turns out inactive uses only inactive nodes, at least
+        one of them computed (the sweep itself finds those with none). Every user of a computed
+        node u sent it an adjoint (u was flagged active then), the first from its highest user,
+        whose inputs tuple is src[u]: u's users lie in u+1 .. that user. Only those windows are
+        scanned, upwards, each node by the full pass's rule; a node found inactive opens its
+        own. False when the windows would cover more than the full pass does (the caller runs
+        it then: every flag set here is right)."""
+        flags, adj, src, inputs = self.flags, self.adj, self.src, self.tape.inputs
+        found = self.found[::-1]  # lowest first
+        budget = len(inputs) - found[0]  # the length of the full pass
+        m = len(found)
+        i = limit = -1
+        k = 0
+        while True:
+            i += 1
+            if i > limit:  # past every open window: on to the next node the sweep found
+                if k == m:
+                    return True
+                i = found[k]
+            if k < m and found[k] == i:
+                k += 1
+            else:
+                ins = inputs[i]
+                if not ins or not flags[i] or flags[ins[0]]:
+                    continue
+                for j in ins:
+                    if flags[j]:
+                        break
+                else:
+                    flags[i] = False
+                    adj[i] = None
+                if flags[i]:
+                    continue
+            user = src[i]  # node i is inactive: where is its highest user?
+            if user is None:  # none (the output)
+                continue
+            top = i
+            while True:  # the first node above i with that very inputs tuple
+                try:
+                    top = inputs.index(user, top + 1, i + 1 + budget)
+                except ValueError:
+                    return False
+                if inputs[top] is user:
+                    break
+            budget -= top - i
+            if top > limit:
+                limit = top
 
     def finish(self):
         """(flags, adjoints, finite): the flags made exact where the sweep had to guess,
@@ -395,7 +549,7 @@ class _State:
         flags, adj, tape = self.flags, self.adj, self.tape
         finite = not self.unsure
         zero = np.float64(0.0)
-        if self.repair:
+        if self.full or self.found and not self.settle():
             # In tape order a node is inactive when every input is: only a node whose first
             # input is inactive can be (the rest are active already). Below the lowest node
             # found inactive or not reached, every flag is right already.

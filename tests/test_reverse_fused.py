@@ -270,3 +270,139 @@ def test_partials_are_made_only_when_read():
     assert len(partials) == len(tape)
     assert partials[2] == engine.local_partials(tape, values, flags=flags)[2]
     assert partials._list is not None
+
+
+# -- 5. settling the flags: only the users of the nodes found inactive ---------------------------
+# The sweep starts with every computed node active; a node found inactive (all inputs inactive)
+# opens a window up to its highest user (the node that sent it its first adjoint), and only
+# those windows are scanned for nodes that turn out inactive too.
+
+@pytest.mark.parametrize("text, at, wrt", [
+    ("x / exp(0.5) + exp(2) * x", {"x": 1.5}, None),      # inactive nodes feeding active ones
+    ("x + sin(cos(exp(1) * 2) + 3) * 4", {"x": 0.3}, None),  # a chain of them
+    ("sin(" * 300 + "1" + ")" * 300 + " * x", {"x": 2.0}, None),  # a long chain, one window each
+    ("q = exp(1); q*x + q*q + sin(q)", {"x": 0.7}, None),  # used several times
+    ("q = exp(0.5); r = q*q; r + x*r + r - sin(r)", {"x": -1.2}, None),
+    ("q = exp(1) + 2; (q * 3) + x * q + sin(q * q)", {"x": 0.1}, None),
+    ("q = exp(1); sin(q) + x + sin(q)", {"x": 0.4}, None),  # two users with equal inputs
+    ("q = exp(1); r = sin(q) * 2; s = sin(q) * 3; x*r + s*x + r*s", {"x": 0.4}, None),
+    ("exp(1) * (x + x*x + x*x*x + sin(x)*cos(x) + tanh(x)) + (exp(2) + 1) * x",  # far users
+     {"x": 0.8}, None),
+    ("x * sin(y*z) + (y*z)^2 + exp(y) / (z - y)", {"x": 0.5, "y": 1.5, "z": -0.5}, ["x"]),
+    ("x * sin(y*z) + (y*z)^2 + exp(y) / (z - y)", {"x": 0.5, "y": 1.5, "z": -0.5}, ["y"]),
+    ("q = y*2; r = q + 3; x*r + (r*r)*x + relu(r - 9)", {"x": 1.0, "y": 1.0}, ["x"]),
+    ("q = exp(1) / 0; x * q + max(q, 1) * x", {"x": 1.0}, None),  # Infinity, general ops
+    ("exp(1)*(exp(1)*(exp(1)*(exp(1)*(exp(1)*(exp(1)*x)))))", {"x": 2.0}, None),
+])
+def test_nodes_found_inactive_settle_as_the_full_pass(text, at, wrt):
+    for convention in ("cs231n", "half"):
+        compare(text, at, wrt, convention)
+
+
+def spy_settle(monkeypatch) -> list:
+    """The results of _State.settle (True: the windows sufficed; False: the full pass ran)."""
+    seen: list = []
+    settle = reverse._State.settle
+
+    def spy(self):
+        seen.append(settle(self))
+        return seen[-1]
+    monkeypatch.setattr(reverse._State, "settle", spy)
+    return seen
+
+
+def test_wide_formulas_settle_by_windows(monkeypatch):
+    seen = spy_settle(monkeypatch)
+    test_wide_benchmark_formulas_agree(0)
+    assert seen == [True]  # exp(0.5) and the like: found, and settled without the full pass
+
+
+def test_windows_wider_than_the_tape_fall_back_to_the_full_pass(monkeypatch):
+    # each exp(1) is a left operand: its user is the top of everything to its right, so the
+    # windows together would cover the tape many times over
+    depth = 400
+    text = "exp(1)*(" * depth + "x" + ")" * depth
+    seen = spy_settle(monkeypatch)
+    flags, adj = compare(text, {"x": 0.5})
+    assert seen == [False]
+    tape, _ = parse(text)
+    assert sum(1 for i in range(len(tape)) if tape.inputs[i] and not flags[i]) == depth
+
+
+def random_program(rng: random.Random) -> str:
+    """A few named statements over earlier names, constants and variables, then an output:
+    shared computed nodes, constant subexpressions and chains of them."""
+    names = ["x", "y", "z"]
+    lines = []
+    for k in range(rng.randint(1, 5)):
+        pool = names + ["1", "2", "0.5", "exp(1)", "pi"] * 2
+        lines.append(f"q{k} = {random_formula(rng, rng.choice([1, 2, 4, 8]), pool)}")
+        names.append(f"q{k}")
+    lines.append(random_formula(rng, rng.choice([4, 10, 30]), names))
+    return "; ".join(lines)
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_random_programs_with_shared_constants_agree(seed):
+    rng = random.Random(f"settle-{seed}")
+    text = random_program(rng)
+    tape, _ = parse(text)
+    for _ in range(3):
+        at = {n: rng.uniform(-2, 2) for n in tape.variables}
+        wrt = None if rng.random() < 0.5 else [n for n in tape.variables if rng.random() < 0.5]
+        compare(text, at, wrt, rng.choice(["cs231n", "half"]))
+
+
+def highest_user_templates() -> list[str]:
+    """q's highest user of each kind the sweep writes inline, q in each place (with an active
+    or an inactive other input); r = q*2 is a lower user that turns out inactive."""
+    uses = []
+    for op in "+-*/":
+        uses += [f"x {op} q", f"q {op} x", f"q {op} 2", f"2 {op} q"]
+    uses += [f"{fn}(q)" for fn in ("sin", "cos", "tanh", "exp", "log", "sqrt", "sigmoid")]
+    uses += ["-q", "q ^ 2", "x ^ q", "q ^ x", "max(q, x)", "relu(q)"]
+    return [f"q = exp(1); r = q * 2; ({use}) * x + r * x" for use in uses] + [
+        "q = exp(1); r = q * 2; p = q; p * x + r * x"]  # p: an id node
+
+
+@pytest.mark.parametrize("text", highest_user_templates())
+def test_every_kind_of_highest_user_opens_the_window(text):
+    flags, _ = compare(text, {"x": 0.6})
+    tape, _ = parse(text)
+    assert not flags[tape.bound["r"]]
+
+
+def test_a_vjp_that_passes_nothing_on_makes_the_full_pass_run():
+    # a structural op whose vjp gives its input nothing: it sends q no adjoint, so q's window
+    # (up to its highest user that sends, w) misses it; the full pass must find it inactive
+    from dataclasses import replace
+
+    from gradcli.ops import lookup
+    from gradcli.tape import Tape
+
+    nothing = replace(lookup("sum"), name="nothing", vjp=lambda g, y, x: (None,))
+    tape = Tape("")
+    c = tape.add(lookup("const"), (), 0, 0)
+    tape.consts[c] = 1.0
+    q = tape.add(lookup("exp"), (c,), 0, 0)
+    two = tape.add(lookup("const"), (), 0, 0)
+    tape.consts[two] = 2.0
+    w = tape.add(lookup("mul"), (q, two), 0, 0)  # w's own window ends at wx, below u
+    x = tape.add(lookup("var"), (), 0, 0)
+    tape.variables["x"] = x
+    wx = tape.add(lookup("mul"), (w, x), 0, 0)
+    u = tape.add(nothing, (q,), 0, 0)
+    out = tape.add(lookup("add"), (tape.add(lookup("mul"), (u, x), 0, 0), wx), 0, 0)
+    tape.outputs.append(out)
+    values = list(tape.literals.get(i) for i in range(len(tape)))
+    values[x] = np.float64(0.5)
+    values[q] = np.exp(values[c])
+    values[w] = values[q] * values[two]
+    values[wx] = values[w] * values[x]
+    values[u] = values[q]
+    values[u + 1] = values[u] * values[x]
+    values[out] = values[u + 1] + values[wx]
+    f0, _, a0, _ = plain(tape, values, ["x"], out)
+    f1, _, a1 = reverse.gradients(tape, values, ["x"], out)
+    assert not f0[u] and f1 == f0
+    assert all(same_number(p, r) for p, r in zip(a0, a1))
