@@ -274,18 +274,23 @@ def shape_error(tape: Tape, values: Sequence, i: int, exc: Exception) -> ShapeEr
 
 
 def local_partials(tape: Tape, values: Sequence, convention: str = "cs231n",
-                   kinks: list[int] | None = None, flags: Sequence[bool] | None = None) -> list:
+                   kinks: list[int] | None = None, flags: Sequence[bool] | None = None,
+                   start: int = 0, stop: int | None = None) -> list:
     """Each node's local derivatives ∂node/∂input: a tuple per node (empty for leaves, None for
     structural ops such as matmul, whose reverse rule is a vjp).
 
     Where an op sits exactly at a kink (relu(0), a max tie, ...) its node id is appended to
     `kinks`, and the slope there follows `convention` (see ops.CONVENTIONS). Given `flags` (which
     nodes carry a gradient), ops with per-input rules skip the partials nobody reads (None).
+    `start`, `stop`: only the nodes start..stop-1 (the list's item k is node start + k), so a
+    writer can make them a piece at a time.
     """
-    out: list = [()] * len(tape)
+    stop = len(tape) if stop is None else stop
+    out: list = [()] * (stop - start)
     ops, inputs = tape.ops, tape.inputs
     with np.errstate(all="ignore"):
-        for i, op in enumerate(ops):
+        for i in range(start, stop):
+            op = ops[i]
             ins = inputs[i]
             if not ins:
                 continue
@@ -298,23 +303,23 @@ def local_partials(tape: Tape, values: Sequence, convention: str = "cs231n",
                     if op.subgradient is not None and convention != "cs231n":
                         normal = op.partials(values[i], *xs)
                         alt = op.subgradient(convention, values[i], *xs)
-                        out[i] = tuple(_select(mask, a, p) for a, p in zip(alt, normal))
+                        out[i - start] = tuple(_select(mask, a, p) for a, p in zip(alt, normal))
                         continue
             if op.partials is None:
-                out[i] = None  # a structural op: its vjp takes the place of partials
+                out[i - start] = None  # a structural op: its vjp takes the place of partials
                 continue
             if flags is not None and op.partial_each is not None and not all(
                     flags[j] for j in ins):
                 xs = [values[j] for j in ins]
-                out[i] = tuple(f(values[i], *xs) if flags[j] else None
-                               for f, j in zip(op.partial_each, ins))
+                out[i - start] = tuple(f(values[i], *xs) if flags[j] else None
+                                       for f, j in zip(op.partial_each, ins))
                 continue
             if len(ins) == 2:
-                out[i] = op.partials(values[i], values[ins[0]], values[ins[1]])
+                out[i - start] = op.partials(values[i], values[ins[0]], values[ins[1]])
             elif len(ins) == 1:
-                out[i] = op.partials(values[i], values[ins[0]])
+                out[i - start] = op.partials(values[i], values[ins[0]])
             else:
-                out[i] = op.partials(values[i], *[values[j] for j in ins])
+                out[i - start] = op.partials(values[i], *[values[j] for j in ins])
     return out
 
 

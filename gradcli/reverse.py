@@ -69,6 +69,12 @@ class Partials(Sequence):
         return len(self._tape)
 
     def __getitem__(self, i):
+        if type(i) is slice and self._list is None and i.step in (None, 1):
+            # a piece (the --json writer reads 1 024 nodes at a time): made for that piece
+            # alone and not kept, so the whole table never sits in memory at once
+            a, b, _ = i.indices(len(self._tape))
+            return engine.local_partials(self._tape, self._values, self._convention, None,
+                                         self._flags, a, max(a, b))
         return self.computed()[i]
 
     def __iter__(self):

@@ -7,6 +7,7 @@ parallel lists (not one object per node) so that a 10^6-node formula stays cheap
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass, field
 
 from .ops import Op
@@ -28,8 +29,10 @@ class Tape:
     text: str
     ops: list[Op] = field(default_factory=list)
     inputs: list[tuple[int, ...]] = field(default_factory=list)
-    starts: list[int] = field(default_factory=list)  # the node's source span, [start, end)
-    ends: list[int] = field(default_factory=list)
+    # the node's source span, [start, end): machine integers (8 bytes a node each, where a list of
+    # Python ints past 256 costs 36), as a 10^6-node formula's positions are most of its ints
+    starts: array = field(default_factory=lambda: array("q"))
+    ends: array = field(default_factory=lambda: array("q"))
     names: dict[int, str] = field(default_factory=dict)  # node id -> user name
     # const node id -> value as parsed: a Python float for a number, a numpy array for a tensor
     # literal; `literals` is the same dict with its floats made numpy float64 (see there).

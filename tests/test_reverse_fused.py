@@ -272,6 +272,28 @@ def test_partials_are_made_only_when_read():
     assert partials._list is not None
 
 
+@pytest.mark.parametrize("seed", range(12))
+def test_partials_made_a_piece_at_a_time_equal_the_whole_table(seed):
+    # the --json writer reads partials[a:b]: each piece is made alone, never the whole table
+    rng = random.Random(seed)
+    text = random_formula(rng, rng.choice([8, 20, 60]), ["x", "y", "z"])
+    tape, _ = parse(text)
+    at = {n: np.float64(rng.choice(POINTS) if rng.random() < 0.3 else rng.uniform(-3, 3))
+          for n in tape.variables}
+    values = engine.forward(tape, at)
+    convention = rng.choice(["cs231n", "half", "zero"])
+    wrt = [n for n in tape.variables if rng.random() < 0.7]
+    flags, partials, _ = reverse.gradients(tape, values, wrt, tape.outputs[0], convention)
+    whole = engine.local_partials(tape, values, convention, None, flags)
+    n = len(tape)
+    for a, b in [(0, n), (0, 1), (n // 3, 2 * n // 3), (n - 1, n), (5, 3), (0, n + 10)]:
+        piece = partials[a:b]
+        assert partials._list is None  # nothing kept
+        assert len(piece) == len(whole[a:b])
+        assert all(same_partials(p, q) for p, q in zip(piece, whole[a:b])), (text, a, b)
+    assert all(same_partials(p, q) for p, q in zip(partials, whole))  # the whole table too
+
+
 # -- 5. settling the flags: only the users of the nodes found inactive ---------------------------
 # The sweep starts with every computed node active; a node found inactive (all inputs inactive)
 # opens a window up to its highest user (the node that sent it its first adjoint), and only
