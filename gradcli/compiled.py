@@ -201,22 +201,6 @@ def _consts(tape: Tape) -> dict:
     return tape.literals if consts is None else consts
 
 
-def active(tape: Tape, wrt) -> list[bool]:
-    """Which nodes depend on a variable in `wrt` (engine.active's twin, without numpy)."""
-    flags = [False] * len(tape)
-    for name in wrt:
-        flags[tape.variables[name]] = True
-    inputs = tape.inputs
-    for i in range(len(tape)):
-        ins = inputs[i]
-        if ins and not flags[i]:
-            for j in ins:
-                if flags[j]:
-                    flags[i] = True
-                    break
-    return flags
-
-
 #: Tapes longer than this get no sweep function: compile() costs ~20-80 µs a node, growing
 #: with the size (measured on random tapes of 7 to 661 nodes), about ten interpreted sweeps.
 SWEEP_NODES = 1000

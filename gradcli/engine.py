@@ -15,7 +15,7 @@ import numpy as np
 from .errors import InputError, ShapeError
 from .ops import MINUS_ONE, ONE, POW_NAN_NOTE, Op
 from .ops import _matmul_vjp
-from .tape import Tape, shape_str
+from .tape import Tape, active, shape_str  # noqa: F401 (engine.active, as before)
 from .words import bounded_fraction, nonfinite_word, plural, short
 
 
@@ -325,22 +325,6 @@ def local_partials(tape: Tape, values: Sequence, convention: str = "cs231n",
 
 def _select(mask, a, b):
     return np.where(mask, a, b)[()]
-
-
-def active(tape: Tape, wrt: Sequence[str]) -> list[bool]:
-    """Which nodes depend on a variable in `wrt` (only these carry gradients)."""
-    flags = [False] * len(tape)
-    for name in wrt:
-        flags[tape.variables[name]] = True
-    inputs = tape.inputs
-    for i in range(len(tape)):
-        ins = inputs[i]
-        if ins and not flags[i]:
-            for j in ins:
-                if flags[j]:
-                    flags[i] = True
-                    break
-    return flags
 
 
 def unbroadcast(g, shape: tuple):

@@ -23,7 +23,7 @@ from .errors import InputError
 from .ops import CONSTANTS, CONVENTIONS
 from .parse import gc_paused
 from .session import MAX_NODES, Session, check_wrt
-from .tape import Tape, shape_str
+from .tape import Tape, active, shape_str
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,7 +267,7 @@ def _plan(tape: Tape, wrt) -> list | None:
     plan = _PLANS.get(key)
     if plan is None or plan[0] is not tape:
         wrt_list = check_wrt(tape, wrt)  # bad --wrt raises here, as in the engine's path
-        plan = [tape, wrt_list, compiled.active(tape, wrt_list), None]
+        plan = [tape, wrt_list, active(tape, wrt_list), None]
         if len(_PLANS) >= PLAN_SLOTS:
             _PLANS.pop(next(iter(_PLANS)), None)
         _PLANS[key] = plan

@@ -24,10 +24,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
-from .compiled import active
 from .errors import InputError
 from .ops import Op, builtin, lookup
-from .tape import Tape
+from .tape import Tape, active
 from .words import short
 
 #: Ops whose value is finite wherever their inputs are (overflow aside): 0*x may drop x.

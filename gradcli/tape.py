@@ -99,3 +99,19 @@ class Tape:
 def shape_str(shape: tuple) -> str:
     """A shape as numpy writes it: (2, 3), (3,), or () for a scalar."""
     return str(tuple(int(n) for n in shape))
+
+
+def active(tape: Tape, wrt) -> list[bool]:
+    """Which nodes depend on a variable in `wrt` (only these carry gradients)."""
+    flags = [False] * len(tape)
+    for name in wrt:
+        flags[tape.variables[name]] = True
+    inputs = tape.inputs
+    for i in range(len(tape)):
+        ins = inputs[i]
+        if ins and not flags[i]:
+            for j in ins:
+                if flags[j]:
+                    flags[i] = True
+                    break
+    return flags

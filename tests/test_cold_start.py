@@ -27,29 +27,10 @@ from gradcli.render.jsonout import eval_json
 from gradcli.result import run_session
 from gradcli.session import load
 
+from fresh_process import cli_modules
+
 ROOT = Path(__file__).resolve().parent.parent
 NEURON_AT = "w0=2,x0=-1,w1=-3,x1=-2,w2=-3"
-
-# Runs the CLI in a fresh interpreter and reports, after it, which heavy modules were imported.
-WRAPPER = """
-import sys
-from gradcli.cli import main
-code = main(sys.argv[1:])
-sys.stdout.flush()
-heavy = sorted(m for m in ("numpy", "rich", "lark", "gradcli.rules", "gradcli.engine")
-               if m in sys.modules)
-sys.stderr.write("\\nLOADED " + " ".join(heavy) + f" EXIT {code}\\n")
-"""
-
-
-def cli_modules(*args: str) -> tuple[str, list[str], int]:
-    """stdout, the heavy modules loaded, and the exit code of `gradcli ARGS` in a new process."""
-    out = subprocess.run([sys.executable, "-c", WRAPPER, *args], cwd=ROOT, capture_output=True,
-                         text=True, timeout=120)
-    m = re.search(r"LOADED ?(.*) EXIT (\d+)", out.stderr)
-    assert m, out.stderr
-    return out.stdout, m.group(1).split(), int(m.group(2))
-
 
 def fast_run(s):
     """result.run's numpy-free path for a loaded session: in a process that has numpy already,

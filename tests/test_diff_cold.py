@@ -19,7 +19,6 @@ import contextlib
 import json
 import math
 import random
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -32,27 +31,10 @@ from gradcli.render.formula import diff_latex, diff_program
 from gradcli.render.jsonout import diff_json
 from gradcli.session import load
 
+from fresh_process import cli_modules
+
 ROOT = Path(__file__).resolve().parent.parent
 NEURON_AT = "w0=2,x0=-1,w1=-3,x1=-2,w2=-3"
-
-WRAPPER = """
-import sys
-from gradcli.cli import main
-code = main(sys.argv[1:])
-sys.stdout.flush()
-heavy = sorted(m for m in ("numpy", "rich", "lark", "gradcli.rules", "gradcli.engine")
-               if m in sys.modules)
-sys.stderr.write("\\nLOADED " + " ".join(heavy) + f" EXIT {code}\\n")
-"""
-
-
-def cli_modules(*args: str) -> tuple[str, list[str], int]:
-    out = subprocess.run([sys.executable, "-c", WRAPPER, *args], cwd=ROOT, capture_output=True,
-                         text=True, timeout=120)
-    m = re.search(r"LOADED ?(.*) EXIT (\d+)", out.stderr)
-    assert m, out.stderr
-    return out.stdout, m.group(1).split(), int(m.group(2))
-
 
 @contextlib.contextmanager
 def plain(monkeypatch):

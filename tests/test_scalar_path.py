@@ -22,6 +22,7 @@ from gradcli import api, compiled
 from gradcli import result as R
 from gradcli.parse import parse
 from gradcli.result import run
+from gradcli.tape import active
 
 EXACT_UNARY = ["sqrt", "relu", "-"]
 ALL_UNARY = EXACT_UNARY + ["sin", "cos", "tanh", "exp", "sigmoid", "atan", "sinh", "cosh",
@@ -223,7 +224,7 @@ def test_numpy_float64_and_python_floats_give_the_same_json():
 
 def test_the_generated_sweep_names_no_user_text():
     tape, _ = parse("__import__ = 2\nos = x * __import__\nsin(os) + exp(x)")
-    text = compiled.sweep_source(tape, compiled.active(tape, ["x"]))
+    text = compiled.sweep_source(tape, active(tape, ["x"]))
     assert "__import__" not in text and "os" not in text.replace("cos", "")
 
 
