@@ -25,7 +25,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .ops import MINUS_ONE, ONE, builtin
+from .engine import _scaled  # g · p as the engine's tensor sweep takes it
+from .ops import builtin
 from .tape import Tape
 
 #: Longer tapes are swept by the engine: compile() would cost more than it saves.
@@ -490,17 +491,6 @@ def _emit(code: _Code, results) -> tuple[str, list]:
     if nouts:
         head.append(f" {', '.join(f'o{k}' for k in range(nouts))}, = O")
     return "\n".join(head + lines) + "\n", (nslots, nouts)
-
-
-def _scaled(g, p):
-    """engine._scaled: g · p (g itself for a partial of 1, -g for -1; None stays None)."""
-    if p is ONE:
-        return g
-    if p is MINUS_ONE:
-        return -g
-    if p is None:
-        return None
-    return g * p
 
 
 def _own(a, slots):
