@@ -12,6 +12,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from . import lanes
 from .errors import InputError, ShapeError
 from .ops import MINUS_ONE, ONE, POW_NAN_NOTE, Op
 from .ops import _matmul_vjp
@@ -63,7 +64,12 @@ def forward(tape: Tape, at: Mapping[str, object]) -> list:
                 ins = inputs[i]
                 if not ins:
                     continue
-                if len(ins) == 2:
+                if tensors and op.name in UFUNCS:  # a big array's elementwise op: every core
+                    xs = [values[j] for j in ins]
+                    check_result_size(tape, i, xs)
+                    got = lanes.ufunc(UFUNCS[op.name], *xs)
+                    values[i] = op.value(*xs) if got is None else got
+                elif len(ins) == 2:
                     if tensors:
                         check_result_size(tape, i, [values[ins[0]], values[ins[1]]])
                     values[i] = op.value(values[ins[0]], values[ins[1]])
@@ -76,6 +82,15 @@ def forward(tape: Tape, at: Mapping[str, object]) -> list:
     except (ValueError, IndexError) as exc:  # numpy's shape errors
         raise shape_error(tape, values, i, exc) from None
     return values
+
+
+#: Elementwise ops whose value on float64 arrays is exactly one numpy ufunc call: on arrays big
+#: enough (lanes.fits) the engine's forward sweep splits that call over the cores.
+UFUNCS = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.true_divide,
+          "neg": np.negative, "exp": np.exp, "log": np.log, "sqrt": np.sqrt,
+          "sin": np.sin, "cos": np.cos, "tan": np.tan, "tanh": np.tanh, "sinh": np.sinh,
+          "cosh": np.cosh, "atan": np.arctan, "asin": np.arcsin, "acos": np.arccos,
+          "log2": np.log2, "log10": np.log10, "abs": np.abs, "sign": np.sign}
 
 
 def _float64(v):
@@ -491,6 +506,10 @@ def _scaled(g, p):
         return -g
     if p is None:
         return None
+    if type(g) is np.ndarray and type(p) is np.ndarray and g.size >= lanes.MIN_ELEMENTS:
+        got = lanes.ufunc(np.multiply, g, p)  # a big array: every core
+        if got is not None:
+            return got
     try:
         return g * p
     except OverflowError:  # a float times an exact fraction beyond float64's range

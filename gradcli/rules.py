@@ -5,7 +5,7 @@ partials (structural ops: `vjp` and `jvp`), kink test and subgradients, keyed by
 imports no numpy, so that a scalar formula can be parsed and evaluated without it; `ops.install()`
 binds these rules to its ops the first time anything needs them (engine, batch, symbolic and every
 other numpy user import a name that installs them; reading a rule of an op before that installs
-them too). This module imports nothing else of gradcli.
+them too). Of gradcli it imports only `lanes` (big arrays' elementwise work on every core).
 
 Every function works on numpy float64 scalars and arrays alike (values are numpy from the start).
 Edge cases are decided here, once, and written in each op's `note` in ops.py.
@@ -17,6 +17,8 @@ from functools import reduce
 from typing import Callable
 
 import numpy as np
+
+from . import lanes
 
 LN2 = np.log(2.0)
 LN10 = np.log(10.0)
@@ -87,19 +89,32 @@ def _tied(convention: str, y, xs):
 
 def _sigmoid(a):
     if type(a) is np.ndarray and a.ndim and a.dtype == np.float64:  # the same steps, one array
-        t = np.negative(a)
-        np.exp(t, out=t)
-        np.add(1.0, t, out=t)
-        return np.true_divide(1.0, t, out=t)
+        if lanes.fits(a):
+            return lanes.run(_sigmoid_into, lanes.new(a), a)
+        return _sigmoid_into(np.empty(a.shape), a)
     return 1.0 / (1.0 + np.exp(-a))
+
+
+def _sigmoid_into(t, a):
+    """1 / (1 + exp(-a)) written into t, step by step as the scalar formula computes it."""
+    np.negative(a, out=t)
+    np.exp(t, out=t)
+    np.add(1.0, t, out=t)
+    return np.true_divide(1.0, t, out=t)
 
 
 def _sigmoid_slope(y):
     """σ' = y·(1 - y), in one new array for an array y."""
     if type(y) is np.ndarray and y.ndim and y.dtype == np.float64:
-        t = np.subtract(1.0, y)
-        return np.multiply(y, t, out=t)
+        if lanes.fits(y):
+            return lanes.run(_slope_into, lanes.new(y), y)
+        return _slope_into(np.empty(y.shape), y)
     return y * (1.0 - y)
+
+
+def _slope_into(t, y):
+    np.subtract(1.0, y, out=t)
+    return np.multiply(y, t, out=t)
 
 
 

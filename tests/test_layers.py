@@ -32,7 +32,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "gradcli"
 
 LAYERS = [
-    ["gradcli", "errors", "ops", "rules", "tape", "words"],
+    ["gradcli", "errors", "lanes", "ops", "rules", "tape", "words"],
     ["parse", "lalr_fast", "lalr_gen", "syntax_errors", "climb"],
     ["engine", "symbolic", "compiled", "arraysweep", "reverse"],
     ["points", "scalars", "pointfiles"],

@@ -1,0 +1,171 @@
+"""lanes.py: big arrays' elementwise work split over threads gives the bits of one call.
+
+Oracles: numpy's own single call of each kernel (compared bit for bit, NaN payloads and signed
+zeros included), and the whole engine with one worker against the engine with several."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+import pytest
+
+import gradcli.engine as engine
+import gradcli.lanes as lanes
+import gradcli.rules as rules
+from gradcli import api
+
+SPECIAL = np.array([0.0, -0.0, 1.0, -1.0, np.inf, -np.inf, np.nan, 710.0, -710.0, 1e308,
+                    -1e308, 5e-324, 0.5, -0.5, 2.0, 1e-300])
+
+
+@pytest.fixture
+def workers(monkeypatch):
+    def set_to(n: int) -> None:
+        monkeypatch.setattr(lanes, "_workers", n)
+    return set_to
+
+
+def data(n: int, seed: int, scale: float = 3.0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal(n) * scale
+    a[rng.integers(0, n, 64)] = rng.choice(SPECIAL, 64)
+    a[:len(SPECIAL)] = SPECIAL
+    a[-len(SPECIAL):] = SPECIAL
+    return a
+
+
+def bits(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(a).view(np.int64)
+
+
+SIZES = [lanes.MIN_ELEMENTS, lanes.MIN_ELEMENTS + 1, 3 * lanes.MIN_ELEMENTS + 4097]
+
+
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("count", [2, 3, 4])
+def test_every_ufunc_the_engine_splits_gives_one_calls_bits(n, count, workers):
+    a, b = data(n, 1), data(n, 2, 0.7)
+    with np.errstate(all="ignore"):
+        for name, fn in engine.UFUNCS.items():
+            args = (a, b) if fn.nin == 2 else (a,)
+            workers(1)
+            want = fn(*args)
+            workers(count)
+            got = lanes.ufunc(fn, *args)
+            assert got is not None, name
+            assert np.array_equal(bits(got), bits(want)), name
+            if fn.nin == 2:  # a scalar on either side
+                assert np.array_equal(bits(lanes.ufunc(fn, a, np.float64(0.3))),
+                                      bits(fn(a, np.float64(0.3)))), name
+                assert np.array_equal(bits(lanes.ufunc(fn, 1.5, b)), bits(fn(1.5, b))), name
+
+
+def test_the_rules_the_engine_splits_are_those_ufuncs():
+    """UFUNCS may only name ops whose value is that ufunc (or, for + - * / and negation, the
+    operator, which numpy computes with that ufunc on float64 arrays)."""
+    operators = {"add", "sub", "mul", "div", "neg"}
+    for name, fn in engine.UFUNCS.items():
+        value = rules.RULES[name]["value"]
+        assert value is fn or name in operators, name
+    a, b = data(lanes.MIN_ELEMENTS, 3), data(lanes.MIN_ELEMENTS, 4)
+    with np.errstate(all="ignore"):
+        for name in operators:
+            fn, value = engine.UFUNCS[name], rules.RULES[name]["value"]
+            args = (a, b) if fn.nin == 2 else (a,)
+            assert np.array_equal(bits(value(*args)), bits(fn(*args))), name
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_sigmoid_and_its_slope_over_threads(n, workers):
+    a = data(n, 5, 20.0)
+    with np.errstate(all="ignore"):
+        workers(1)
+        want = rules._sigmoid(a), rules._sigmoid_slope(rules._sigmoid(a))
+        scalar = [1.0 / (1.0 + np.exp(-v)) for v in a[:200]]  # the formula, one number at a time
+        workers(2)
+        got = rules._sigmoid(a), rules._sigmoid_slope(rules._sigmoid(a))
+    for g, w in zip(got, want):
+        assert np.array_equal(bits(g), bits(w))
+    assert np.array_equal(bits(got[0][:200]), bits(np.array(scalar)))
+
+
+def test_what_does_not_fit_runs_in_one_call(workers):
+    workers(2)
+    small = np.ones(lanes.MIN_ELEMENTS - 1)
+    big = np.ones(lanes.MIN_ELEMENTS)
+    assert lanes.ufunc(np.exp, small) is None
+    assert lanes.ufunc(np.exp, big[::2].copy()) is None  # smaller again
+    assert lanes.ufunc(np.exp, np.ones((2, lanes.MIN_ELEMENTS))[:, ::2]) is None  # strided
+    assert lanes.ufunc(np.exp, big.astype(np.float32)) is None
+    assert lanes.ufunc(np.add, big, np.ones((1, lanes.MIN_ELEMENTS))) is None  # broadcasting
+    assert lanes.ufunc(np.add, big, 1) is None  # an int: numpy's own promotion, in one call
+    workers(1)
+    assert lanes.ufunc(np.exp, big) is None
+
+
+def test_the_callers_error_state_holds_in_every_thread(workers):
+    workers(4)
+    a = np.full(4 * lanes.MIN_ELEMENTS, 1.0)
+    a[-1] = 1000.0  # overflows in the last piece, which another thread computes
+    with np.errstate(over="raise"):
+        with pytest.raises(FloatingPointError):
+            lanes.ufunc(np.exp, a)
+    with np.errstate(all="ignore"):
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert lanes.ufunc(np.exp, a)[-1] == np.inf
+
+
+def test_the_number_of_workers(monkeypatch):
+    for raw, want in [("1", 1), ("0", 1), ("3", 3), ("64", lanes.MAX_WORKERS)]:
+        monkeypatch.setenv("GRADCLI_THREADS", raw)
+        monkeypatch.setattr(lanes, "_workers", None)
+        assert lanes.workers() == want
+    monkeypatch.setenv("GRADCLI_THREADS", "many")
+    monkeypatch.setattr(lanes, "_workers", None)
+    assert 1 <= lanes.workers() <= lanes.MAX_WORKERS
+
+
+def test_the_net_evaluates_to_the_same_bits_with_one_worker_or_two(workers):
+    """The issue's two-layer net, big enough to split: value and gradients bit for bit."""
+    rows = lanes.MIN_ELEMENTS // 32 + 8
+    rng = np.random.default_rng(0)
+    at = {"X": rng.standard_normal((rows, 8)), "W1": rng.standard_normal((8, 32)) * 0.3,
+          "W2": rng.standard_normal((32, 1)) * 0.3, "Y": rng.standard_normal((rows, 1))}
+    text = "sum((sigmoid(X @ W1) @ W2 - Y)^2) + sum(tanh(exp(-(X @ W1)) * 0.5))"
+    runs = []
+    for n in (1, 2):
+        workers(n)
+        r = api.evaluate(text, at, wrt=["W1", "W2"])
+        runs.append((r.value, {k: np.asarray(v) for k, v in r.gradient.items()},
+                     [np.asarray(v) for v in r.values]))
+    (v1, g1, vals1), (v2, g2, vals2) = runs
+    assert v1 == v2
+    for k in g1:
+        assert np.array_equal(bits(g1[k]), bits(g2[k])), k
+    for x, y in zip(vals1, vals2):
+        assert np.array_equal(x, y, equal_nan=True)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork exists on POSIX systems only")
+def test_a_forked_child_starts_its_own_threads(workers):
+    workers(2)
+    a = data(2 * lanes.MIN_ELEMENTS, 9)
+    with np.errstate(all="ignore"):
+        want = np.tanh(a)
+        lanes.ufunc(np.tanh, a)  # the parent's pool exists now
+        pid = os.fork()
+        if pid == 0:
+            ok = False
+            try:
+                assert lanes._pool is None  # _reset ran: the parent's threads are not here
+                lanes._workers = 2
+                ok = np.array_equal(bits(lanes.ufunc(np.tanh, a)), bits(want))
+            finally:
+                os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, sys.platform
