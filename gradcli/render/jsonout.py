@@ -154,6 +154,7 @@ def eval_json_pieces(r: "Result", size: int = 0) -> Iterator[str]:
     """eval_json's text in pieces, `size` nodes at a time (0: NODES_PER_PIECE), each made as it
     is asked for: a 10^6-node document is written as it is made and never held whole (the
     columns of its nodes: render/jsonnodes.py)."""
+    from . import forked
     from . import jsonnodes as J
 
     size = size or NODES_PER_PIECE
@@ -211,8 +212,7 @@ def eval_json_pieces(r: "Result", size: int = 0) -> Iterator[str]:
                                             "[" + ", ".join(grads_exact(i)) + "]")
         return out
 
-    for a in range(0, len(tape), size):
-        b = min(a + size, len(tape))
+    def piece(a: int, b: int) -> str:  # nodes a..b-1
         flags = active[a:b]
         if single is not None:
             grad = J.numbers_where(single[a:b], flags, number)
@@ -223,7 +223,9 @@ def eval_json_pieces(r: "Result", size: int = 0) -> Iterator[str]:
                    J.partial_lists(partials[a:b], inputs[a:b], active, number), grad]
         extras = ([extra(i) for i in range(a, b)] if tangents is not None or kinks or r.exact
                   else None)
-        yield J.join_nodes(tape, a, b, plain, named, columns, extras)
+        return J.join_nodes(tape, a, b, plain, named, columns, extras)
+
+    yield from forked.pieces(len(tape), size, piece)  # a long run: half made by a second process
     yield f'], "warnings": {_str(r.warnings)}}}'
 
 

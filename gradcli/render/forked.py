@@ -1,0 +1,188 @@
+"""A long document made by two processes at once: the second half in a forked child (issue 17).
+
+Formatting a 10^6-node `eval --json` document is Python work (float.__repr__, joins), which one
+process does on one core whatever its threads. `pieces(n, size, make)` yields make(a, b) for
+a = 0, size, 2·size, ... < n, in that order, exactly as a plain loop would; for a long run on a
+machine with a second core it forks a child that makes the pieces of the second half into an
+unnamed temporary file while this process makes (and hands out) the first half, then hands out
+the child's text. The child sees the very same objects (fork copies the process), so its text is
+the text this process would have made: tests/test_forked.py compares them byte for byte.
+
+Nothing is lost or doubled when anything goes wrong: the child writes to a file nobody else can
+see (it has no name, and is gone when both processes close it), reports success by exiting with
+status 0 after its last write, which is the text's length, and any other end (an error, a full disk, a signal, a
+child that cannot be started) has this process make the second half itself. Output is written
+by this process alone, in order. If this process stops early (a closed pipe, Ctrl-C), the child
+is killed and reaped.
+
+Used only where it is safe and pays: on Linux, from the main thread of a process that runs no
+other thread (lanes' idle workers aside: they wait on a queue the child never uses), so the child
+inherits no lock held elsewhere; for at least MIN_NODES nodes; with a second CPU; and not with
+GRADCLI_THREADS=1.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from typing import Callable, Iterator
+
+#: Below this many nodes one process makes the document sooner than two (fork and hand-over
+#: cost a few milliseconds).
+MIN_NODES = 50_000
+#: The child's share of the nodes (this process also copies the child's text to the output).
+CHILD_SHARE = 0.52
+#: Bytes per write of the child, and per read of its text.
+BUFFER = 1 << 20
+#: The child's file ends in the length of its text, in this many bytes: a child that stopped
+#: early, whatever its exit status, leaves a file that does not end so.
+TRAILER = 8
+
+
+def _enabled(n: int) -> bool:
+    if n < MIN_NODES or not sys.platform.startswith("linux") or not hasattr(os, "fork"):
+        return False
+    main = threading.main_thread()
+    if threading.current_thread() is not main or any(
+            t is not main and not t.name.startswith("gradcli-lane") for t in threading.enumerate()):
+        return False  # a fork would copy another thread's locks in whatever state they are
+    from .. import lanes
+
+    return lanes.workers() >= 2
+
+
+def pieces(n: int, size: int, make: Callable[[int, int], str]) -> Iterator[str]:
+    """make(a, min(a + size, n)) for a in range(0, n, size), in order (see the module's text)."""
+    if not _enabled(n):
+        yield from _serial(0, n, size, make)
+        return
+    mid = int(n * (1.0 - CHILD_SHARE)) // size * size
+    child = _Child.start(mid, n, size, make)
+    if child is None:
+        yield from _serial(0, n, size, make)
+        return
+    try:
+        yield from _serial(0, mid, size, make)
+        if child.finished():
+            yield from child.text()
+        else:
+            yield from _serial(mid, n, size, make)
+    finally:
+        child.close()
+
+
+def _serial(start: int, stop: int, size: int, make) -> Iterator[str]:
+    for a in range(start, stop, size):
+        yield make(a, min(a + size, stop))
+
+
+class _Child:
+    """The forked maker of nodes mid..n-1 and its unnamed file."""
+
+    def __init__(self, pid: int, fd: int):
+        self.pid, self.fd, self.done, self.length = pid, fd, False, 0
+
+    @classmethod
+    def start(cls, mid: int, n: int, size: int, make) -> "_Child | None":
+        import tempfile
+
+        try:
+            with tempfile.TemporaryFile() as fh:  # unnamed (O_TMPFILE, or unlinked at once)
+                fd = os.dup(fh.fileno())
+        except OSError:
+            return None
+        sys.stdout.flush()
+        sys.stderr.flush()
+        try:
+            pid = os.fork()
+        except OSError:  # no memory or process slot for a child: one process does it all
+            os.close(fd)
+            return None
+        if pid == 0:  # the child: make the pieces, write them, and leave without cleaning up
+            status = 1
+            try:
+                import gc
+
+                gc.disable()  # nothing here makes cycles; and gc would touch (copy) every page
+                _write_all(fd, _serial(mid, n, size, make))
+                status = 0
+            except BaseException:  # noqa: BLE001 - any failure: the parent makes it instead
+                pass
+            finally:
+                os._exit(status)
+        return cls(pid, fd)
+
+    def finished(self) -> bool:
+        """Wait for the child; whether it wrote all of its text (status 0, and the file ends
+        in the text's length, written after the text's last byte)."""
+        _, status = _wait(self.pid)
+        self.done = True
+        if not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0):
+            return False
+        size = os.fstat(self.fd).st_size
+        if size < TRAILER:
+            return False
+        self.length = size - TRAILER
+        return int.from_bytes(os.pread(self.fd, TRAILER, self.length), "little") == self.length
+
+    def text(self) -> Iterator[str]:
+        """The child's text, in pieces of about BUFFER bytes, decoded."""
+        import codecs
+
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        offset = 0
+        while offset < self.length:
+            data = os.pread(self.fd, min(BUFFER, self.length - offset), offset)
+            if not data:  # pragma: no cover - the file was checked whole in finished()
+                raise OSError("the second half of the document could not be read back")
+            offset += len(data)
+            yield decoder.decode(data)
+        tail = decoder.decode(b"", final=True)
+        if tail:
+            yield tail
+
+    def close(self) -> None:
+        if not self.done:
+            import signal
+
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            _wait(self.pid)
+            self.done = True
+        os.close(self.fd)
+
+
+def _wait(pid: int) -> tuple[int, int]:
+    while True:
+        try:
+            return os.waitpid(pid, 0)
+        except InterruptedError:  # pragma: no cover - PEP 475 retries; kept for safety
+            continue
+        except ChildProcessError:  # reaped already (a SIGCHLD handler): count it as failed
+            return pid, 1 << 8
+
+
+def _write_all(fd: int, texts: Iterator[str]) -> None:
+    """The texts, UTF-8, then their length in bytes (TRAILER bytes, little-endian)."""
+    buf: list[str] = []
+    size = total = 0
+    for t in texts:
+        buf.append(t)
+        size += len(t)
+        if size >= BUFFER:
+            total += _write(fd, "".join(buf).encode("utf-8"))
+            buf, size = [], 0
+    if buf:
+        total += _write(fd, "".join(buf).encode("utf-8"))
+    _write(fd, total.to_bytes(TRAILER, "little"))
+
+
+def _write(fd: int, data: bytes) -> int:
+    view = memoryview(data)
+    while view:
+        k = os.write(fd, view)
+        view = view[k:]
+    return len(data)

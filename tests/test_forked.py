@@ -1,0 +1,153 @@
+"""render/forked.py: a long document's second half made by a forked child (issue 17).
+
+The oracle is the plain loop: the same pieces, in the same order, byte for byte, whether the
+child made them, failed, was killed, or was never started; and `eval --json` on a formula long
+enough to fork writes exactly what one process writes (GRADCLI_THREADS=1)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+
+import pytest
+
+import gradcli.lanes as lanes
+import gradcli.render.forked as F
+import gradcli.render.jsonout as J
+from gradcli.result import run_session
+from gradcli.session import load
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
+                                reason="the forked writer runs on Linux only")
+
+
+@pytest.fixture(autouse=True)
+def two_workers(monkeypatch):
+    """Two workers whatever this machine has (a 1-CPU runner would never fork)."""
+    monkeypatch.setattr(lanes, "_workers", 2)
+
+
+def serial(n: int, size: int) -> list[str]:
+    return [f"[{a},{min(a + size, n)}]" for a in range(0, n, size)]
+
+
+def maker(log: list | None = None, child=None):
+    """make(a, b) -> "[a,b]"; `child(a)` runs first in the forked child only (to fail it)."""
+    parent = os.getpid()
+
+    def make(a: int, b: int) -> str:
+        if os.getpid() != parent:
+            if child is not None:
+                child(a)
+        elif log is not None:
+            log.append(a)
+        return f"[{a},{b}]"
+    return make
+
+
+@pytest.mark.parametrize("n,size", [(F.MIN_NODES, 1024), (F.MIN_NODES + 1, 1000),
+                                    (123_457, 4096), (F.MIN_NODES, 7)])
+def test_the_pieces_are_the_plain_loops_and_the_child_made_half(n, size):
+    made_here: list[int] = []
+    got = list(F.pieces(n, size, maker(made_here)))
+    assert "".join(got) == "".join(serial(n, size))
+    # this process made only the first half; the rest came from the child's file
+    assert made_here == list(range(0, len(made_here) * size, size))
+    assert 0.3 * n < len(made_here) * size < 0.7 * n
+
+
+@pytest.mark.parametrize("how", ["raise", "exit", "kill"])
+def test_a_child_that_fails_is_replaced_by_this_process(how):
+    def fail(a):
+        if a >= 40_000:  # after writing some of its text
+            if how == "raise":
+                raise OSError("disk full")
+            if how == "exit":
+                os._exit(0)  # a 0 status, but not the child's own: the text is short
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    made_here: list[int] = []
+    n, size = 80_000, 1000
+    got = "".join(F.pieces(n, size, maker(made_here, fail)))
+    assert got == "".join(serial(n, size))
+    assert made_here == list(range(0, n, size))  # all of it made here in the end
+
+
+def test_stopping_early_kills_and_reaps_the_child(monkeypatch):
+    children = []
+    start = F._Child.start.__func__
+
+    def record(cls, *args):
+        c = start(cls, *args)
+        children.append(c)
+        return c
+    monkeypatch.setattr(F._Child, "start", classmethod(record))
+    gen = F.pieces(200_000, 1000, maker(child=lambda a: None))
+    assert next(gen) == "[0,1000]"
+    gen.close()
+    (child,) = children
+    assert child.done
+    with pytest.raises(ProcessLookupError):
+        os.kill(child.pid, 0)  # gone, and reaped (a zombie would still take the signal)
+
+
+def test_one_process_when_it_would_not_pay_or_not_be_safe(monkeypatch):
+    started = []
+    monkeypatch.setattr(F._Child, "start", classmethod(lambda cls, *a: started.append(a)))
+    list(F.pieces(F.MIN_NODES - 1, 100, maker()))  # too short
+    monkeypatch.setattr(lanes, "_workers", 1)  # GRADCLI_THREADS=1, or one CPU
+    list(F.pieces(F.MIN_NODES, 100, maker()))
+    monkeypatch.setattr(lanes, "_workers", 2)
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)  # another thread: no fork
+    other.start()
+    try:
+        list(F.pieces(F.MIN_NODES, 100, maker()))
+    finally:
+        stop.set()
+        other.join()
+    assert started == []
+    list(F.pieces(F.MIN_NODES, 100, maker()))  # and with all of that fixed, it forks
+    assert len(started) == 1
+
+
+def test_an_eval_document_made_in_two_processes(monkeypatch):
+    """jsonout's pieces through a child agree with one process on a wide formula."""
+    terms = [f"tanh(x{k % 9} * sin(x{(k + 1) % 9} - {k % 5}) / exp(x{(k + 2) % 9}))"
+             for k in range(300)]
+    text = "s = " + " + ".join(terms) + "\ns * s"
+    r = run_session(load(text, [",".join(f"x{k}={(k - 4) / 3}" for k in range(9))]))
+    monkeypatch.setattr(F, "_enabled", lambda n: False)
+    want = J.eval_json(r)
+    monkeypatch.setattr(F, "_enabled", lambda n: True)
+    forks = []
+    start = F._Child.start.__func__
+    monkeypatch.setattr(F._Child, "start",
+                        classmethod(lambda cls, *a: forks.append(1) or start(cls, *a)))
+    assert "".join(J.eval_json_pieces(r, 16)) == want
+    assert forks == [1]
+    json.loads(want)
+
+
+def test_the_command_forks_and_writes_what_one_process_writes(tmp_path):
+    """The whole program on a formula past MIN_NODES: the same bytes with GRADCLI_THREADS=1."""
+    k = F.MIN_NODES // 3  # about 4 nodes a term (a new constant in each)
+    text = " + ".join(f"sin(x{j % 7} * {j})" if j % 2 else f"x{j % 5} / ({j} + x{j % 3})"
+                      for j in range(k))
+    formula = tmp_path / "long.grad"
+    formula.write_text(text, encoding="utf-8")
+    at = ",".join(f"x{j}={j / 10 - 0.3}" for j in range(7))
+    outs = []
+    for threads in ("2", "1"):
+        env = dict(os.environ, GRADCLI_THREADS=threads)
+        got = subprocess.run([sys.executable, "-m", "gradcli", "eval", str(formula), "--at", at,
+                              "--json", "--max-nodes", "0"], capture_output=True, env=env)
+        assert got.returncode == 0, got.stderr.decode()
+        outs.append(got.stdout)
+    assert outs[0] == outs[1]
+    doc = json.loads(outs[0])
+    assert len(doc["nodes"]) > F.MIN_NODES
