@@ -10,10 +10,10 @@ the text this process would have made: tests/test_forked.py compares them byte f
 
 Nothing is lost or doubled when anything goes wrong: the child writes to a file nobody else can
 see (it has no name, and is gone when both processes close it), reports success by exiting with
-status 0 after its last write, which is the text's length, and any other end (an error, a full disk, a signal, a
-child that cannot be started) has this process make the second half itself. Output is written
-by this process alone, in order. If this process stops early (a closed pipe, Ctrl-C), the child
-is killed and reaped.
+status 0 after its last write, which is the text's length, and any other end (an error, a full
+disk, a signal, a child that cannot be started) has this process make the second half itself.
+Output is written by this process alone, in order. If this process stops early (a closed pipe,
+Ctrl-C), the child is killed and reaped.
 
 Used only where it is safe and pays: on Linux, from the main thread of a process that runs no
 other thread (lanes' idle workers aside: they wait on a queue the child never uses), so the child
