@@ -27,8 +27,13 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
 
 @pytest.fixture(autouse=True)
 def two_workers(monkeypatch):
-    """Two workers whatever this machine has (a 1-CPU runner would never fork)."""
+    """Two workers whatever this machine has (a 1-CPU runner would never fork), and only the
+    threads a test starts count as others: earlier tests of the suite leave some behind (dask's
+    in-process cluster, executors), which would keep the writer from forking at all."""
     monkeypatch.setattr(lanes, "_workers", 2)
+    before = set(F._other_threads())
+    plain = F._other_threads
+    monkeypatch.setattr(F, "_other_threads", lambda: [t for t in plain() if t not in before])
 
 
 def serial(n: int, size: int) -> list[str]:

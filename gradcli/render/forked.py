@@ -43,13 +43,18 @@ TRAILER = 8
 def _enabled(n: int) -> bool:
     if n < MIN_NODES or not sys.platform.startswith("linux") or not hasattr(os, "fork"):
         return False
-    main = threading.main_thread()
-    if threading.current_thread() is not main or any(
-            t is not main and not t.name.startswith("gradcli-lane") for t in threading.enumerate()):
+    if threading.current_thread() is not threading.main_thread() or _other_threads():
         return False  # a fork would copy another thread's locks in whatever state they are
     from .. import lanes
 
     return lanes.workers() >= 2
+
+
+def _other_threads() -> list[threading.Thread]:
+    """The threads besides the main one and lanes' idle workers."""
+    main = threading.main_thread()
+    return [t for t in threading.enumerate()
+            if t is not main and not t.name.startswith("gradcli-lane")]
 
 
 def pieces(n: int, size: int, make: Callable[[int, int], str]) -> Iterator[str]:
