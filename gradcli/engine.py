@@ -790,11 +790,6 @@ def finite(v) -> bool:
     except OverflowError:
         return True  # a Fraction beyond float64's range is still a finite number
     except TypeError:
-        if type(v) is np.ndarray and v.dtype.kind == "f" and v.size > 4096:
-            # One pass and no boolean array: a NaN or an Infinity anywhere makes the sum NaN or
-            # infinite, so a finite sum says every element is finite (issue 17). An overflowing
-            # sum of finite numbers says nothing: then the full check.
-            with np.errstate(all="ignore"):
-                if math.isfinite(np.add.reduce(v, axis=None)):
-                    return True
+        if type(v) is np.ndarray and v.dtype.kind == "f":
+            return lanes.all_finite(v)  # in cache-sized steps, a big array on every core
         return bool(np.all(np.isfinite(v)))

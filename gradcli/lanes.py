@@ -26,6 +26,8 @@ import numpy as np
 MIN_ELEMENTS = 1 << 18
 #: Pieces start at multiples of this many elements (32 kB of float64).
 BLOCK = 4096
+#: Elements per step of a piece (512 kB of float64): a step's arrays stay in the cache.
+CHUNK = 1 << 16
 #: More threads than this gain nothing on elementwise loops: memory bandwidth is the limit.
 MAX_WORKERS = 4
 
@@ -69,10 +71,17 @@ def _executor():
 
 
 def fits(*arrays) -> bool:
-    """Whether these arrays can share out their work: float64, C-contiguous, one shape, big."""
+    """Whether these arrays can share out their work: big (`big`), one shape, and a second
+    worker to share it with."""
+    return workers() >= 2 and big(*arrays)
+
+
+def big(*arrays) -> bool:
+    """Whether these arrays are float64, C-contiguous, of one shape and at least MIN_ELEMENTS
+    elements: `run` takes them (in cache-sized steps, over the cores there are)."""
     first = arrays[0]
     shape = first.shape
-    if first.size < MIN_ELEMENTS or workers() < 2:
+    if type(first) is not np.ndarray or first.size < MIN_ELEMENTS:
         return False
     for a in arrays:
         if type(a) is not np.ndarray or a.shape != shape or a.dtype != np.float64 or not (
@@ -81,36 +90,93 @@ def fits(*arrays) -> bool:
     return True
 
 
-def _task(kernel: Callable, err: dict, args: tuple) -> None:
-    with np.errstate(**err):
-        kernel(*args)
-
-
 def run(kernel: Callable, out: np.ndarray, *xs) -> np.ndarray:
-    """kernel(out, *xs), piece by piece over the threads; `xs` are arrays shaped as `out`
-    (C-contiguous float64, as `fits` checks) or scalars, handed to every piece as they are."""
+    """kernel(out, *xs), piece by piece over the threads, each piece in steps of CHUNK
+    elements: a kernel of several passes (sigmoid's four) reads and writes each step while it
+    is in the cache, so memory is crossed once. `xs` are arrays shaped as `out` (C-contiguous
+    float64, as `big` checks) or scalars, handed to every step as they are. Pieces and steps
+    start at multiples of BLOCK elements: each element is computed by the loop one call runs."""
     n = out.size
     w = workers()
     step = -(-n // w)
     step = -(-step // BLOCK) * BLOCK
-    if w < 2 or step >= n:
-        kernel(out, *xs)
-        return out
     flat_out = out.reshape(-1)
     flat = [x.reshape(-1) if type(x) is np.ndarray else None for x in xs]
-    pieces = []
-    for lo in range(0, n, step):
-        hi = min(lo + step, n)
-        pieces.append((flat_out[lo:hi],) + tuple(
-            xs[k] if f is None else f[lo:hi] for k, f in enumerate(flat)))
+    spread([(_steps, kernel, flat_out[lo:lo + step]) + tuple(
+        xs[k] if f is None else f[lo:lo + step] for k, f in enumerate(flat))
+        for lo in range(0, n, step)])
+    return out
+
+
+def _steps(kernel: Callable, out: np.ndarray, *xs) -> None:
+    arrays = [type(x) is np.ndarray for x in xs]
+    for lo in range(0, out.size, CHUNK):
+        hi = lo + CHUNK
+        kernel(out[lo:hi], *[x[lo:hi] if a else x for x, a in zip(xs, arrays)])
+
+
+def spread(tasks: list) -> list:
+    """[fn(*args) for fn, *args in tasks], the first in this thread, the rest in the pool's,
+    with the caller's numpy error state in each; an error in any is raised here."""
+    if len(tasks) == 1:
+        return [tasks[0][0](*tasks[0][1:])]
     err = np.geterr()
     pool = _executor()
-    futures = [pool.submit(_task, kernel, err, p) for p in pieces[1:]]
+    futures = [pool.submit(_call, err, t) for t in tasks[1:]]
     try:
-        kernel(*pieces[0])
+        first = tasks[0][0](*tasks[0][1:])
     finally:
-        for f in futures:
-            f.result()  # waits; an error in a piece is raised here
+        rest = [f.result() for f in futures]
+    return [first] + rest
+
+
+def _call(err: dict, task: tuple):
+    with np.errstate(**err):
+        return task[0](*task[1:])
+
+
+def _finite_run(flat: np.ndarray) -> bool:
+    for lo in range(0, flat.size, CHUNK):
+        if not np.isfinite(flat[lo:lo + CHUNK]).all():
+            return False
+    return True
+
+
+def all_finite(a: np.ndarray) -> bool:
+    """Whether every element of a float array is finite: a C-contiguous one is read in
+    cache-sized steps (no array of booleans as big as it), a big one by every core (each
+    thread answers for its part; the answer does not depend on the order of reading)."""
+    if not a.flags.c_contiguous:
+        return bool(np.isfinite(a).all())
+    flat = a.reshape(-1)
+    w = workers() if a.size >= MIN_ELEMENTS else 1
+    if w < 2:
+        return _finite_run(flat)
+    step = -(-flat.size // w)
+    return all(spread([(_finite_run, flat[lo:lo + step]) for lo in range(0, flat.size, step)]))
+
+
+def _outer_rows(out: np.ndarray, col: np.ndarray, row: np.ndarray) -> None:
+    rows = max(1, CHUNK // max(1, out.shape[1]))  # a step's output stays in the cache
+    for lo in range(0, out.shape[0], rows):
+        piece = out[lo:lo + rows]
+        np.multiply(col[lo:lo + rows], row, out=piece)
+        np.add(piece, 0.0, out=piece)  # -0.0 + 0.0 is +0.0; every other number stays itself
+
+
+def outer(col: np.ndarray, row: np.ndarray) -> np.ndarray:
+    """col @ row for float64 col (n, 1) and row (1, m): what matmul gives (each element one
+    product, and a zero product +0.0, as a sum that starts from zero has it), in one pass over
+    the output, split by rows over the cores. BLAS spends several times as long on a product
+    whose inner dimension is 1 (the backward step of a layer with one output)."""
+    n = col.shape[0]
+    out = np.empty((n, row.shape[1]), dtype=np.float64)
+    if out.size == 0:
+        return out
+    w = workers() if out.size >= MIN_ELEMENTS else 1
+    step = -(-n // w)
+    spread([(_outer_rows, out[lo:lo + step], col[lo:lo + step], row)
+             for lo in range(0, n, step)])
     return out
 
 

@@ -89,7 +89,7 @@ def _tied(convention: str, y, xs):
 
 def _sigmoid(a):
     if type(a) is np.ndarray and a.ndim and a.dtype == np.float64:  # the same steps, one array
-        if lanes.fits(a):
+        if lanes.big(a):  # in cache-sized steps, over the cores
             return lanes.run(_sigmoid_into, lanes.new(a), a)
         return _sigmoid_into(np.empty(a.shape), a)
     return 1.0 / (1.0 + np.exp(-a))
@@ -106,7 +106,7 @@ def _sigmoid_into(t, a):
 def _sigmoid_slope(y):
     """σ' = y·(1 - y), in one new array for an array y."""
     if type(y) is np.ndarray and y.ndim and y.dtype == np.float64:
-        if lanes.fits(y):
+        if lanes.big(y):
             return lanes.run(_slope_into, lanes.new(y), y)
         return _slope_into(np.empty(y.shape), y)
     return y * (1.0 - y)
@@ -172,8 +172,17 @@ def _matmul_vjp(g, y, a, b, need=(True, True)):
         return b @ g if need[0] else None, np.outer(a, g) if need[1] else None
     if b2 == 1:  # (n, k) @ (k,) -> (n,)
         return np.outer(g, b) if need[0] else None, a.T @ g if need[1] else None
+    if need[0] and _outer_fits(g, b):  # (n, 1) @ (1, k): an outer product, big
+        return lanes.outer(g, b.T), a.T @ g if need[1] else None
     return (g @ np.swapaxes(b, -1, -2) if need[0] else None,
             np.swapaxes(a, -1, -2) @ g if need[1] else None)
+
+
+def _outer_fits(g, b) -> bool:
+    """Whether g @ b.T is a big float64 outer product (b a column: a layer with one output)."""
+    return (type(g) is np.ndarray and type(b) is np.ndarray and g.ndim == 2 and b.ndim == 2
+            and g.shape[1] == 1 and b.shape[1] == 1 and g.dtype == np.float64
+            and b.dtype == np.float64 and g.shape[0] * b.shape[0] >= lanes.MIN_ELEMENTS)
 
 
 def _matmul_jvp(ts, y, a, b):

@@ -78,17 +78,85 @@ def test_the_rules_the_engine_splits_are_those_ufuncs():
 
 
 @pytest.mark.parametrize("n", SIZES)
-def test_sigmoid_and_its_slope_over_threads(n, workers):
+@pytest.mark.parametrize("count", [1, 2, 3])
+def test_sigmoid_and_its_slope_in_steps_over_threads(n, count, workers):
+    """Made in cache-sized steps (with one worker too) and over threads: numpy's one call of
+    the same formula, bit for bit, and the formula one number at a time."""
     a = data(n, 5, 20.0)
     with np.errstate(all="ignore"):
-        workers(1)
-        want = rules._sigmoid(a), rules._sigmoid_slope(rules._sigmoid(a))
-        scalar = [1.0 / (1.0 + np.exp(-v)) for v in a[:200]]  # the formula, one number at a time
-        workers(2)
-        got = rules._sigmoid(a), rules._sigmoid_slope(rules._sigmoid(a))
-    for g, w in zip(got, want):
-        assert np.array_equal(bits(g), bits(w))
+        want = 1.0 / (1.0 + np.exp(-a))
+        slope = want * (1.0 - want)
+        scalar = [1.0 / (1.0 + np.exp(-v)) for v in a[:200]]
+        workers(count)
+        got = rules._sigmoid(a), rules._sigmoid_slope(want)
+    assert np.array_equal(bits(got[0]), bits(want))
+    assert np.array_equal(bits(got[1]), bits(slope))
     assert np.array_equal(bits(got[0][:200]), bits(np.array(scalar)))
+
+
+@pytest.mark.parametrize("count", [1, 2, 3])
+def test_all_finite_is_numpys_answer(count, workers):
+    workers(count)
+    n = 3 * lanes.MIN_ELEMENTS + 8  # a multiple of 5 (a 2-d shape below), not of the pieces
+    for where in [None, 0, 1, lanes.CHUNK - 1, lanes.CHUNK, n // 2, n // 3 + 1, n - 1]:
+        for bad in (np.nan, np.inf, -np.inf):
+            a = np.ones(n)
+            if where is not None:
+                a[where] = bad
+            for x in (a, a.reshape(-1, 5), a[::2], a.astype(np.float32), a[:100]):
+                assert lanes.all_finite(x) == bool(np.isfinite(x).all()), (where, x.shape)
+            if where is None:
+                break
+    assert lanes.all_finite(np.ones(0)) and engine.finite(np.ones((0, 3)))
+    assert not engine.finite(np.array([[1.0, np.nan]] * lanes.MIN_ELEMENTS))
+    assert engine.finite(np.full(lanes.MIN_ELEMENTS, 1e308))  # a sum would overflow: still true
+
+
+def outer_data(n: int, m: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A column and a row with zeros of both signs, products that underflow to zero, NaN,
+    Infinity and Infinity times zero."""
+    rng = np.random.default_rng(seed)
+    g, b = rng.standard_normal((n, 1)) * 3.0, rng.standard_normal((1, m)) * 3.0
+    g[:len(SPECIAL), 0] = SPECIAL[:n]
+    b[0, :len(SPECIAL)] = SPECIAL[:m]
+    g[1::97] = -0.0
+    g[2::89] = 1e-200
+    b[0, 1::5] = -1e-200
+    b[0, 2::7] = -0.0
+    return g, b
+
+
+@pytest.mark.parametrize("count", [1, 2, 3])
+@pytest.mark.parametrize("shape", [(lanes.MIN_ELEMENTS // 32 + 3, 32), (lanes.MIN_ELEMENTS, 1),
+                                   (7, 40000), (0, 32)])
+def test_an_outer_product_is_matmuls_bits(shape, count, workers):
+    """lanes.outer against numpy's matmul of the same column and row (a zero product is +0.0
+    there, as a sum from zero has it), and the engine's vjp with and without it."""
+    workers(count)
+    g, b = outer_data(*shape, 7)
+    with np.errstate(all="ignore"):
+        want = g @ b
+        got = lanes.outer(g, b)
+        products = g * b
+    assert got.shape == want.shape and np.array_equal(bits(got), bits(want))
+    assert np.signbit(want).sum() < np.signbit(products).sum() or not want.size  # -0.0s made
+
+
+def test_the_matmul_vjp_takes_the_outer_product_where_it_fits(monkeypatch):
+    rows = lanes.MIN_ELEMENTS // 16 + 1
+    g, w = outer_data(rows, 16, 11)
+    a = data(rows * 16, 12).reshape(rows, 16)
+    with np.errstate(all="ignore"):
+        fast = rules._matmul_vjp(g, None, a, w.T)
+        monkeypatch.setattr(rules, "_outer_fits", lambda g, b: False)
+        plain = rules._matmul_vjp(g, None, a, w.T)
+    for x, y in zip(fast, plain):
+        assert np.array_equal(bits(x), bits(y))
+    assert rules._outer_fits is not None
+    monkeypatch.undo()
+    assert rules._outer_fits(g, w.T)
+    assert not rules._outer_fits(g[:10], w.T)  # small: numpy's matmul
+    assert not rules._outer_fits(g.astype(object), w.T)  # --exact's Fractions: never floats
 
 
 def test_what_does_not_fit_runs_in_one_call(workers):
