@@ -209,8 +209,12 @@ class _State:
     def take(self, k: int, n: int) -> list[np.ndarray]:
         """k arrays of n rows to hand out: from the pool where nobody holds one any more."""
         getrefcount = sys.getrefcount
-        # 3 references: the pool's list, the loop variable, getrefcount's argument.
-        out = [a for a in self.pool if getrefcount(a) <= 3][:k]
+        out = []
+        for a in self.pool:  # the first k free ones, not a scan of the whole pool each chunk
+            if len(out) == k:
+                break
+            if getrefcount(a) <= 3:  # the pool's list, the loop variable, getrefcount's argument
+                out.append(a)
         while len(out) < k:
             a = np.empty(self.cap)
             if (len(self.pool) + 1) * self.cap * 8 <= POOL_BYTES:
