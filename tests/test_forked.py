@@ -25,6 +25,9 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
                                 reason="the forked writer runs on Linux only")
 
 
+READ_MEMORY = F._memory  # the real one (the fixture below puts memory to spare in its place)
+
+
 @pytest.fixture(autouse=True)
 def two_workers(monkeypatch):
     """Two workers whatever this machine has (a 1-CPU runner would never fork), and only the
@@ -34,6 +37,7 @@ def two_workers(monkeypatch):
     before = set(F._other_threads())
     plain = F._other_threads
     monkeypatch.setattr(F, "_other_threads", lambda: [t for t in plain() if t not in before])
+    monkeypatch.setattr(F, "_memory", lambda: (1 << 20, 1 << 40, None))  # memory to spare
 
 
 def serial(n: int, size: int) -> list[str]:
@@ -115,9 +119,29 @@ def test_one_process_when_it_would_not_pay_or_not_be_safe(monkeypatch):
     finally:
         stop.set()
         other.join()
+    monkeypatch.setattr(F, "_memory", lambda: (300 << 20, 500 << 20, None))  # tight memory
+    list(F.pieces(F.MIN_NODES, 100, maker()))
     assert started == []
+    monkeypatch.setattr(F, "_memory", lambda: (300 << 20, 1 << 40, None))
     list(F.pieces(F.MIN_NODES, 100, maker()))  # and with all of that fixed, it forks
     assert len(started) == 1
+
+
+def test_room_for_a_second_copy():
+    mib = 1 << 20
+    assert F._room(100 * mib, 201 * mib, None)
+    assert not F._room(100 * mib, 200 * mib, None)  # twice the process is not enough
+    assert not F._room(100 * mib, None, None)  # unknown: one process
+    assert not F._room(100 * mib, 10_000 * mib, 150 * mib)  # a cgroup limit close by
+    assert F._room(100 * mib, 10_000 * mib, 250 * mib)
+
+
+def test_this_machines_memory_is_read():
+    """/proc tells this process's size and what is available (a real reading, not a default)."""
+    rss, available, left = READ_MEMORY()
+    assert 1 << 20 < rss < 1 << 40
+    assert available is not None and available > 0
+    assert left is None or left > -rss
 
 
 def test_an_eval_document_made_in_two_processes(monkeypatch):
