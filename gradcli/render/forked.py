@@ -32,8 +32,9 @@ from typing import Callable, Iterator
 #: Below this many nodes one process makes the document sooner than two (fork and hand-over
 #: cost a few milliseconds).
 MIN_NODES = 50_000
-#: The child's share of the nodes (this process also copies the child's text to the output).
-CHILD_SHARE = 0.52
+#: The child's share of the nodes: it makes each a little slower (its first write to a shared
+#: page copies it), and this process copies the child's text to the output; they even out.
+CHILD_SHARE = 0.50
 #: Bytes per write of the child, and per read of its text.
 BUFFER = 1 << 20
 #: The child's file ends in the length of its text, in this many bytes: a child that stopped

@@ -482,7 +482,7 @@ def run_speed(R, mode: str, seed: int) -> dict:
          f"descent: {cfg['descent_steps']} steps, gradcli and torch, neuron and Rosenbrock"),
         ("descent_cli", lambda: measure_descent_cli(R, cfg["cli_steps"], cfg["cli_reps"]),
          f"descent CLI: {cfg['cli_steps']:,} steps with and without --json"),
-        ("wide", lambda: measure_wide(R, cfg["wide"], seed, 1 if cfg["wide"] >= 10**6 else 2),
+        ("wide", lambda: measure_wide(R, cfg["wide"], seed, 2),
          f"wide {R.fmt_size(cfg['wide'])}: in-process, whole CLI and torch one-shot"),
         ("net", lambda: measure_net(R, cfg["net_rows"], cfg["net_reps"]),
          f"two-layer net over {R.fmt_size(cfg['net_rows'])} rows: gradcli, numpy, torch"),
