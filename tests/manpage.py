@@ -45,6 +45,11 @@ Interrupted (Ctrl\-C).
 .TP
 .B NO_COLOR
 When set (to anything), no output is styled. Output that is not a terminal is never styled.
+.TP
+.B GRADCLI_THREADS
+How many threads share elementwise work on big arrays (default: the CPUs gradcli may use, at
+most 4). \fB1\fR turns off gradcli's own threads and the second process that makes half of a
+long \fBeval \-\-json\fR document; the output is the same either way.
 .SH "SHELL COMPLETION"
 \fBgradcli \-\-install\-completion\fR installs Tab completion for the shell it runs in;
 \fBgradcli \-\-show\-completion\fR [\fBbash\fR|\fBzsh\fR|\fBfish\fR] prints the script instead.
