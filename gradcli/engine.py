@@ -446,9 +446,11 @@ def _times(g, p):
 def _backward_tensors(tape: Tape, values, partials, flags, output: int, adj: list,
                       order: Sequence[int] | None = None) -> None:
     """The reverse sweep with tensors: each input's share is contribution()'s (g·p or the
-    op's vjp, summed back over the axes broadcasting added); a vjp runs once for all inputs."""
+    op's vjp, summed back over the axes broadcasting added); a vjp runs once for all inputs.
+    A partial that LaterPartials has not made yet is multiplied in without being made."""
     inputs = tape.inputs
     ndarray = np.ndarray
+    pending = partials.pending if type(partials) is LaterPartials else None
     for i in range(output, -1, -1) if order is None else order:
         g = adj[i]
         if g is None:
@@ -456,6 +458,13 @@ def _backward_tensors(tape: Tape, values, partials, flags, output: int, adj: lis
         ins = inputs[i]
         if not ins:
             continue
+        if pending and i in pending:
+            c = _fused(tape.ops[i].name, g, values[i])
+            if c is not None:  # g · (the partial), in one pass
+                j = ins[0]
+                prev = adj[j]
+                adj[j] = c if prev is None else prev + c
+                continue
         ps = partials[i]
         if ps is None:  # a structural op: one vjp call gives every input's share
             if tape.ops[i].vjp is _matmul_vjp:  # only the shares someone reads (issue 17)
@@ -478,6 +487,90 @@ def _backward_tensors(tape: Tape, values, partials, flags, output: int, adj: lis
                     c = unbroadcast(c, np.shape(v))
                 prev = adj[j]
                 adj[j] = c if prev is None else prev + c
+
+
+def _sigmoid_back(out, g, y):
+    np.subtract(1.0, y, out=out)  # the slope as rules._sigmoid_slope makes it: y · (1 - y)
+    np.multiply(y, out, out=out)
+    np.multiply(g, out, out=out)  # then g · p, as _scaled multiplies
+
+
+def _tanh_back(out, g, y):
+    np.multiply(y, y, out=out)  # tanh's partial as its rule makes it: 1 - y · y
+    np.subtract(1.0, out, out=out)
+    np.multiply(g, out, out=out)
+
+
+#: Unary ops whose local partial on a big float64 array the reverse sweep need not make: it
+#: multiplies the gradient by it in one pass (lanes.run: cache-sized steps, over the cores),
+#: with the operations, and the operand order, of making the partial and then g · p, so the
+#: bits are the same (tests/test_lanes.py compares them).
+FUSED = {"sigmoid": _sigmoid_back, "tanh": _tanh_back}
+
+
+def _fused(name: str, g, y):
+    """g · (node's partial) for a FUSED op's value y, or None where g does not fit (then the
+    partial is made and multiplied as any other)."""
+    if type(g) is not np.ndarray or not lanes.big(g, y):
+        return None
+    return lanes.run(FUSED[name], lanes.new(y), g, y)
+
+
+class _Later:
+    """A partial not made yet (LaterPartials)."""
+
+
+_LATER = _Later()
+
+
+class LaterPartials(Sequence):
+    """local_partials' list for a tensor tape, except that the partials of big FUSED nodes
+    (float64 arrays of at least lanes.MIN_ELEMENTS whose input carries a gradient) are made
+    only when something reads them. The reverse sweep multiplies the gradient by such a
+    partial without making it (an array as big, and a pass over it, saved: the two-layer net's
+    σ' of issue 17); the table, --json, the warnings and forward mode read it, made then
+    exactly as local_partials makes it, and kept."""
+
+    def __init__(self, tape: Tape, values: Sequence, convention: str,
+                 kinks: list[int] | None, flags: Sequence[bool], later: Sequence[int]):
+        self._tape, self._values, self._convention, self._flags = tape, values, convention, flags
+        self._list: list = []
+        a = 0
+        for i in later:  # in tape order, so that kinks are appended in tape order
+            self._list += local_partials(tape, values, convention, kinks, flags, a, i)
+            self._list.append(_LATER)
+            a = i + 1
+        self._list += local_partials(tape, values, convention, kinks, flags, a, len(tape))
+        self.pending = set(later)
+
+    @staticmethod
+    def nodes(tape: Tape, values: Sequence, flags: Sequence[bool]) -> list[int]:
+        """The nodes whose partial can wait: a FUSED op of gradcli's own, active, whose input
+        is active, on a big float64 array."""
+        from .ops import builtin
+
+        ops, inputs = tape.ops, tape.inputs
+        return [i for i, op in enumerate(ops) if op.name in FUSED and flags[i]
+                and len(inputs[i]) == 1 and flags[inputs[i][0]] and builtin(op)
+                and type(values[i]) is np.ndarray and lanes.big(values[i])]
+
+    def __len__(self) -> int:
+        return len(self._list)
+
+    def __getitem__(self, i):
+        if type(i) is slice:
+            return [self[k] for k in range(*i.indices(len(self._list)))]
+        p = self._list[i]
+        if p is _LATER:
+            k = range(len(self._list))[i]
+            p = self._list[k] = local_partials(self._tape, self._values, self._convention, None,
+                                               self._flags, k, k + 1)[0]
+            self.pending.discard(k)
+        return p
+
+    def __iter__(self):
+        for k in range(len(self._list)):
+            yield self[k]
 
 
 def contribution(tape: Tape, values: Sequence, partials: Sequence, k: int, slot: int, g):

@@ -118,7 +118,11 @@ def gradients(tape: Tape, values: Sequence, wrt: Sequence[str], output: int,
                 kinks.extend(reversed(found))
             return flags, Partials(tape, values, convention, flags, finite), adj
     flags = engine.active(tape, wrt)
-    partials = engine.local_partials(tape, values, convention, kinks, flags)
+    later = engine.LaterPartials.nodes(tape, values, flags)
+    if later:  # big sigmoid or tanh arrays: their partials made only if read
+        partials = engine.LaterPartials(tape, values, convention, kinks, flags, later)
+    else:
+        partials = engine.local_partials(tape, values, convention, kinks, flags)
     return flags, partials, engine.backward(tape, values, partials, flags, output)
 
 

@@ -237,3 +237,70 @@ def test_a_forked_child_starts_its_own_threads(workers):
                 os._exit(0 if ok else 1)
     _, status = os.waitpid(pid, 0)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, sys.platform
+
+
+def plain_and_later(monkeypatch, text: str, at: dict, **options):
+    """The same evaluation with every partial made up front (the plain sweep) and with the big
+    sigmoid and tanh partials made only when read (engine.LaterPartials)."""
+    with monkeypatch.context() as m:
+        m.setattr(engine.LaterPartials, "nodes", staticmethod(lambda tape, values, flags: []))
+        plain = api.evaluate(text, at, **options)
+    later = api.evaluate(text, at, **options)
+    return plain, later
+
+
+def same_partials(p, q) -> bool:
+    if p is None or q is None:
+        return p is q
+    return len(p) == len(q) and all(
+        (a is None and b is None) or np.array_equal(bits(np.asarray(a)), bits(np.asarray(b)))
+        for a, b in zip(p, q))
+
+
+@pytest.mark.parametrize("count", [1, 2])
+def test_partials_made_when_read_give_the_same_bits(count, workers, monkeypatch):
+    """Sigmoid and tanh layers big enough for LaterPartials: value, gradients, every partial
+    (read afterwards, in any order, by index, slice and iteration), kinks and warnings are the
+    plain sweep's, and the reverse sweep did not make the partials it could skip."""
+    workers(count)
+    rows = lanes.MIN_ELEMENTS // 16 + 5
+    rng = np.random.default_rng(21)
+    X = rng.standard_normal((rows, 8)) * 3.0
+    X[:4, 0] = [0.0, -0.0, 40.0, -800.0]  # relu's kink, sigmoid's 1.0 and 0.0
+    at = {"X": X, "W": rng.standard_normal((8, 16)), "V": rng.standard_normal((16, 1)),
+          "Y": rng.standard_normal((rows, 1))}
+    text = ("H = sigmoid(X @ W)\nT = tanh((relu(X) @ W) * 0.5)\n"
+            "sum((H @ V - Y)^2) + sum(T * H) + sum(tanh(X))")
+    plain, later = plain_and_later(monkeypatch, text, at, wrt=["W", "V", "X"])
+    assert type(later.partials) is engine.LaterPartials
+    assert later.partials.pending  # the sweep multiplied them in without making them
+    assert plain.value == later.value
+    for k in plain.gradient:
+        assert np.array_equal(bits(np.asarray(plain.gradient[k])),
+                              bits(np.asarray(later.gradient[k]))), k
+    assert plain.kinks == later.kinks and plain.kinks
+    assert plain.warnings == later.warnings
+    n = len(plain.partials)
+    assert len(later.partials) == n
+    order = list(range(n - 1, -1, -1))
+    for i in order:  # by index, last first
+        assert same_partials(plain.partials[i], later.partials[i]), i
+    assert not later.partials.pending
+    again = api.evaluate(text, at, wrt=["W", "V", "X"])
+    assert all(same_partials(p, q) for p, q in zip(plain.partials, again.partials))  # iteration
+    assert all(same_partials(p, q) for p, q in zip(plain.partials[2:-1], again.partials[2:-1]))
+    assert all(same_partials(p, q) for p, q in zip(plain.partials[-3:], again.partials[-3:]))
+
+
+def test_partials_made_when_read_with_non_finite_numbers_and_forward_mode(monkeypatch):
+    rows = lanes.MIN_ELEMENTS + 3
+    x = np.linspace(-3.0, 3.0, rows)
+    x[7], x[9] = np.nan, np.inf
+    at = {"x": x, "w": np.float64(0.5)}
+    text = "sum(sigmoid(x * w) + tanh(x / w))"
+    plain, later = plain_and_later(monkeypatch, text, at, wrt=["x", "w"], mode="both")
+    assert plain.warnings == later.warnings and plain.warnings
+    for k in ("x", "w"):
+        assert np.array_equal(np.asarray(plain.gradient[k]), np.asarray(later.gradient[k]),
+                              equal_nan=True)
+    assert later.to_json() == plain.to_json()  # tangents read every partial
