@@ -550,9 +550,9 @@ class LaterPartials(Sequence):
         from .ops import builtin
 
         ops, inputs = tape.ops, tape.inputs
-        return [i for i, op in enumerate(ops) if op.name in FUSED and flags[i]
-                and len(inputs[i]) == 1 and flags[inputs[i][0]] and builtin(op)
-                and type(values[i]) is np.ndarray and lanes.big(values[i])]
+        return [i for i, op in enumerate(ops) if op.name in FUSED
+                and type(values[i]) is np.ndarray and flags[i] and len(inputs[i]) == 1
+                and flags[inputs[i][0]] and builtin(op) and lanes.big(values[i])]
 
     def __len__(self) -> int:
         return len(self._list)

@@ -97,15 +97,20 @@ def run(kernel: Callable, out: np.ndarray, *xs) -> np.ndarray:
     float64, as `big` checks) or scalars, handed to every step as they are. Pieces and steps
     start at multiples of BLOCK elements: each element is computed by the loop one call runs."""
     n = out.size
-    w = workers()
-    step = -(-n // w)
-    step = -(-step // BLOCK) * BLOCK
+    step = _step(n, n, BLOCK)
     flat_out = out.reshape(-1)
     flat = [x.reshape(-1) if type(x) is np.ndarray else None for x in xs]
     spread([(_steps, kernel, flat_out[lo:lo + step]) + tuple(
         xs[k] if f is None else f[lo:lo + step] for k, f in enumerate(flat))
         for lo in range(0, n, step)])
     return out
+
+
+def _step(n: int, elements: int, align: int = 1) -> int:
+    """The length of the pieces n items are cut into, one per worker, rounded up to a multiple
+    of `align`: all n in one piece for work on fewer than MIN_ELEMENTS `elements`."""
+    w = workers() if elements >= MIN_ELEMENTS else 1
+    return -(-(-(-n // w)) // align) * align
 
 
 def _steps(kernel: Callable, out: np.ndarray, *xs) -> None:
@@ -149,10 +154,9 @@ def all_finite(a: np.ndarray) -> bool:
     if not a.flags.c_contiguous:
         return bool(np.isfinite(a).all())
     flat = a.reshape(-1)
-    w = workers() if a.size >= MIN_ELEMENTS else 1
-    if w < 2:
+    step = _step(flat.size, flat.size)
+    if step >= flat.size:
         return _finite_run(flat)
-    step = -(-flat.size // w)
     return all(spread([(_finite_run, flat[lo:lo + step]) for lo in range(0, flat.size, step)]))
 
 
@@ -173,8 +177,7 @@ def outer(col: np.ndarray, row: np.ndarray) -> np.ndarray:
     out = np.empty((n, row.shape[1]), dtype=np.float64)
     if out.size == 0:
         return out
-    w = workers() if out.size >= MIN_ELEMENTS else 1
-    step = -(-n // w)
+    step = _step(n, out.size)
     spread([(_outer_rows, out[lo:lo + step], col[lo:lo + step], row)
              for lo in range(0, n, step)])
     return out
