@@ -290,7 +290,8 @@ def shape_error(tape: Tape, values: Sequence, i: int, exc: Exception) -> ShapeEr
 
 def local_partials(tape: Tape, values: Sequence, convention: str = "cs231n",
                    kinks: list[int] | None = None, flags: Sequence[bool] | None = None,
-                   start: int = 0, stop: int | None = None) -> list:
+                   start: int = 0, stop: int | None = None,
+                   inputs: Sequence | None = None) -> list:
     """Each node's local derivatives ∂node/∂input: a tuple per node (empty for leaves, None for
     structural ops such as matmul, whose reverse rule is a vjp).
 
@@ -298,15 +299,21 @@ def local_partials(tape: Tape, values: Sequence, convention: str = "cs231n",
     `kinks`, and the slope there follows `convention` (see ops.CONVENTIONS). Given `flags` (which
     nodes carry a gradient), ops with per-input rules skip the partials nobody reads (None).
     `start`, `stop`: only the nodes start..stop-1 (the list's item k is node start + k), so a
-    writer can make them a piece at a time.
+    writer can make them a piece at a time. `inputs`: those nodes' input ids (item k is node
+    start + k's), in place of tape.inputs, with `values` any sequence indexed by node id (the
+    --json writer's forked half reads machine arrays, not the tape's objects: see
+    render/forked.py).
     """
     stop = len(tape) if stop is None else stop
     out: list = [()] * (stop - start)
-    ops, inputs = tape.ops, tape.inputs
+    ops = tape.ops
+    shift = 0 if inputs is None else start
+    if inputs is None:
+        inputs = tape.inputs
     with np.errstate(all="ignore"):
         for i in range(start, stop):
             op = ops[i]
-            ins = inputs[i]
+            ins = inputs[i - shift]
             if not ins:
                 continue
             if op.kink is not None:

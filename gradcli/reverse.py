@@ -80,6 +80,14 @@ class Partials(Sequence):
     def __iter__(self):
         return iter(self.computed())
 
+    def piece(self, a: int, b: int, values: Sequence, inputs: Sequence) -> list:
+        """Nodes a..b-1's partials (as self[a:b]) from `values` (indexed by node id) and their
+        `inputs` (item k is node a + k's) in place of the tape's (engine.local_partials)."""
+        if self._list is not None:
+            return self._list[a:b]
+        return engine.local_partials(self._tape, values, self._convention, None, self._flags,
+                                     a, b, inputs)
+
 
 class _NoPartials:
     """Read by nonfinite_warnings when every active partial is known to be finite."""

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 
+import numpy as np
 import pytest
 
 import gradcli.lanes as lanes
@@ -180,3 +181,73 @@ def test_the_command_forks_and_writes_what_one_process_writes(tmp_path):
     assert outs[0] == outs[1]
     doc = json.loads(outs[0])
     assert len(doc["nodes"]) > F.MIN_NODES
+
+
+def _wide(wrt: str | None = None, exact: bool = False):
+    terms = [f"tanh(x{k % 9} * sin(x{(k + 1) % 9} - {k % 5}) / exp(x{(k + 2) % 9}))"
+             for k in range(300)]
+    text = "s = " + " + ".join(terms) + "\ns * s"
+    return run_session(load(text, [",".join(f"x{k}={(k - 4) / 3}" for k in range(9))],
+                            wrt=wrt.split(",") if wrt else None, exact=exact))
+
+
+def _both_ways(monkeypatch, r) -> tuple[str, str]:
+    """(one process's document, the two-process one's)."""
+    monkeypatch.setattr(F, "_enabled", lambda n: False)
+    want = J.eval_json(r)
+    monkeypatch.setattr(F, "_enabled", lambda n: True)
+    return want, "".join(J.eval_json_pieces(r, 16))
+
+
+@pytest.mark.parametrize("wrt", [None, "x1,x7", "x3"])
+def test_the_forked_halves_read_machine_arrays_and_write_the_same_text(monkeypatch, wrt):
+    """With two processes, both read Packed's arrays (not the tape's objects); the document is
+    the one process's, byte for byte, also where --wrt leaves nodes inactive (their adjoint
+    None, their partials null)."""
+    from gradcli.render.jsonnodes import Packed
+
+    r = _wide(wrt)
+    made = []
+    of = Packed.of.__func__
+    monkeypatch.setattr(Packed, "of", classmethod(lambda cls, res: made.append(of(cls, res))
+                                                  or made[-1]))
+    want, got = _both_ways(monkeypatch, r)
+    assert got == want
+    assert len(made) == 1 and made[0] is not None
+    if wrt:
+        assert not all(r.active) and None in r.adjoints[0]
+        assert '"grad": null' in want
+
+
+def test_packed_inputs_are_the_tapes():
+    from gradcli.render.jsonnodes import Packed
+
+    r = _wide()
+    p = Packed.of(r)
+    n = len(r.tape)
+    assert p.ids.dtype.itemsize == 4 and p.values.tolist() == [float(v) for v in r.values]
+    for a, b in [(0, n), (0, 1), (5, 6), (17, 400), (n - 3, n), (n, n)]:
+        assert p.inputs(a, b) == r.tape.inputs[a:b]
+    flags = r.active
+    assert all(g == float(x) for g, x, f in zip(p.grads.tolist(), r.adjoints[0], flags) if f)
+    assert p.values.dtype == np.float64 and p.grads.dtype == np.float64
+
+
+def test_what_packed_cannot_hold_is_read_as_objects(monkeypatch):
+    """--exact's fractions, tensors, several outputs and values that are Python floats (a
+    partial made from Packed's np.float64 could then differ: 1.0/0.0 raises, np.float64 gives
+    Infinity): no Packed, and still the same text."""
+    import dataclasses
+
+    from gradcli.render.jsonnodes import Packed
+
+    exact = _wide(exact=True)
+    several = run_session(load("a = sin(x) * y\na, a + y", ["x=0.5,y=2"]))
+    tensor = run_session(load("sum(tanh(W * x))", ["W=[[1,2],[3,4]],x=[0.5,-1]"]))
+    plain = _wide()
+    assert Packed.of(plain) is not None
+    plain = dataclasses.replace(plain, values=[float(v) for v in plain.values])
+    for r in (exact, several, tensor, plain):
+        assert Packed.of(r) is None
+        want, got = _both_ways(monkeypatch, r)
+        assert got == want

@@ -62,6 +62,56 @@ def partial_lists(partials: Sequence, inputs: Sequence, active: Sequence,
                       for k, j in enumerate(ins)) for ps, ins in zip(partials, inputs)]
 
 
+class Packed:
+    """The columns of a scalar result that a piece reads, as machine arrays: values and the
+    adjoint (float64; an inactive node's adjoint NaN, never written), and the inputs (every
+    node's ids one after another, and where each node's start). forked.pieces has both of its
+    processes read these, which writes nothing to the pages they share (see there)."""
+
+    __slots__ = ("values", "grads", "ids", "starts")
+
+    def __init__(self, values, grads, ids, starts):
+        self.values, self.grads, self.ids, self.starts = values, grads, ids, starts
+
+    @classmethod
+    def of(cls, r) -> "Packed | None":
+        """For one output's result whose values are all np.float64 (what a scalar tape's sweep
+        makes, and what indexing `values` gives back: the partials made from it see the very
+        type the sweep's did, so a rule's 1/0 is Infinity, not an error, both ways) and whose
+        active adjoints are floats, partials made on demand (reverse.Partials); else None."""
+        import numpy as np
+
+        if getattr(r.partials, "piece", None) is None or len(r.adjoints) != 1:
+            return None
+        values, adjoint, active = r.values, r.adjoints[0], r.active
+        if not set(map(type, values)) <= {np.float64}:
+            return None
+        if not set(map(type, compress(adjoint, active))) <= {float, np.float64}:
+            return None  # an active node's adjoint that is not a float (None, an array)
+        grads = np.fromiter(map(_NAN.get, adjoint, adjoint), np.float64, len(adjoint))
+        inputs = r.tape.inputs
+        # node ids, and where each node's ids start, in 4 bytes while they fit (a tape is
+        # bounded far below 2^31 nodes, but its edges are counted here)
+        lengths = np.fromiter(map(len, inputs), np.int32, len(inputs))
+        starts = np.zeros(len(inputs) + 1, np.int64)
+        np.cumsum(lengths, out=starts[1:])
+        edges = int(starts[-1])
+        if edges < 2**31 and len(inputs) < 2**31:
+            starts = starts.astype(np.int32)
+        ids = np.fromiter(chain.from_iterable(inputs), starts.dtype, edges)
+        return cls(np.fromiter(values, np.float64, len(values)), grads, ids, starts)
+
+    def inputs(self, a: int, b: int) -> list[tuple[int, ...]]:
+        """Nodes a..b-1's input ids, as tape.inputs[a:b]."""
+        at = self.starts[a:b + 1]
+        ids = self.ids[at[0]:at[-1]].tolist()
+        bounds = (at - at[0]).tolist()
+        return list(map(tuple, map(ids.__getitem__, map(slice, bounds, islice(bounds, 1, None)))))
+
+
+_NAN = {None: float("nan")}  # an inactive node's adjoint (compressed away by its flag)
+
+
 def plain_text(text: str) -> bool:
     """Whether every node's expr is its JSON string without escapes: the formula holds no
     quote, backslash or unprintable character (line breaks and tabs aside, which tape.expr

@@ -225,7 +225,24 @@ def eval_json_pieces(r: "Result", size: int = 0) -> Iterator[str]:
                   else None)
         return J.join_nodes(tape, a, b, plain, named, columns, extras)
 
-    yield from forked.pieces(len(tape), size, piece)  # a long run: half made by a second process
+    def packed():  # piece() reading machine arrays (forked.pieces: nothing copied)
+        p = J.Packed.of(r) if tangents is None and not kinks and not r.exact and single else None
+        if p is None:
+            return None
+
+        def piece_packed(a: int, b: int) -> str:
+            ins = p.inputs(a, b)
+            flags = active[a:b]
+            columns = [J.exprs(tape, a, b, plain, _str), J.inputs_lists(ins),
+                       J.numbers(p.values[a:b].tolist(), number),
+                       J.partial_lists(r.partials.piece(a, b, p.values, ins), ins, active,
+                                       number),
+                       J.numbers_where(p.grads[a:b].tolist(), flags, number)]
+            return J.join_nodes(tape, a, b, plain, named, columns, None)
+        return piece_packed
+
+    # a long run: half made by a second process
+    yield from forked.pieces(len(tape), size, piece, packed)
     yield f'], "warnings": {_str(r.warnings)}}}'
 
 
