@@ -253,7 +253,7 @@ def test_exprs_are_tape_expr(pieces):
     except GradcliError:
         return
     plain = JN.plain_text(tape.text)
-    got = JN.exprs(tape, 0, len(tape), plain, J._str)
+    got = JN.exprs(tape, 0, len(tape), plain, J._str, JN.spaced(tape.text))
     want = [J._str(tape.expr(i)) for i in range(len(tape))]
     assert (['"' + e + '"' for e in got] if plain else got) == want
 
@@ -269,7 +269,7 @@ def test_exprs_around_the_limit(gap):
         tape, _ = parse(text)
         spans = {tape.ends[i] - tape.starts[i] for i in range(len(tape))}
         assert spans & set(range(gap, gap + 10))
-        got = JN.exprs(tape, 0, len(tape), True, J._str)
+        got = JN.exprs(tape, 0, len(tape), True, J._str, JN.spaced(tape.text))
         assert got == [tape.expr(i) for i in range(len(tape))], text
         check_same(result(text, ["x=1,y=2"]))
 

@@ -120,9 +120,16 @@ def plain_text(text: str) -> bool:
     return rest.isprintable() and '"' not in rest and "\\" not in rest
 
 
-def exprs(tape, a: int, b: int, plain: bool, quoted: Callable[[str], str]) -> list[str]:
+def spaced(text: str) -> bool:
+    """Whether the formula holds a line break or tab (which tape.expr folds into spaces): asked
+    once per document, not per piece (it reads the whole text when the answer is no)."""
+    return "\n" in text or "\t" in text or "\r" in text
+
+
+def exprs(tape, a: int, b: int, plain: bool, quoted: Callable[[str], str],
+          folds: bool) -> list[str]:
     """tape.expr(i) for nodes a..b-1: as it stands where `plain` (see plain_text: the caller
-    adds the quotes), else through `quoted` (jsonout._str).
+    adds the quotes), else through `quoted` (jsonout._str). `folds`: spaced(tape.text).
 
     In plain text, tape.expr is the node's slice of the text, or for a long one (over
     EXPR_LIMIT characters) its first and last HALF characters around "…" (stripped at the
@@ -146,7 +153,7 @@ def exprs(tape, a: int, b: int, plain: bool, quoted: Callable[[str], str]) -> li
         out = list(map(operator.call, map(pick.__getitem__, long)))
     else:
         out = list(map(cut, map(slice, starts, ends)))
-    if "\n" in text or "\t" in text or "\r" in text:
+    if folds:
         for k in compress(range(b - a), map(operator.not_, map(str.isprintable, out))):
             out[k] = expr(a + k)
     return out

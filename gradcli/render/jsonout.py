@@ -197,6 +197,7 @@ def eval_json_pieces(r: "Result", size: int = 0) -> Iterator[str]:
     tangent_cells = _cells([tangents[n] for n in r.wrt], number) if tangents is not None else None
     named = {i: _str(name) for i, name in names.items()}
     plain = J.plain_text(tape.text)
+    folds = J.spaced(tape.text)
 
     def extra(i: int) -> str:  # what node i adds after "grad"
         out = ""
@@ -218,7 +219,7 @@ def eval_json_pieces(r: "Result", size: int = 0) -> Iterator[str]:
             grad = J.numbers_where(single[a:b], flags, number)
         else:
             grad = ["[" + ", ".join(grads(i)) + "]" if active[i] else "null" for i in range(a, b)]
-        columns = [J.exprs(tape, a, b, plain, _str), J.inputs_lists(inputs[a:b]),
+        columns = [J.exprs(tape, a, b, plain, _str, folds), J.inputs_lists(inputs[a:b]),
                    J.numbers(values[a:b], number),
                    J.partial_lists(partials[a:b], inputs[a:b], active, number), grad]
         extras = ([extra(i) for i in range(a, b)] if tangents is not None or kinks or r.exact
@@ -233,7 +234,7 @@ def eval_json_pieces(r: "Result", size: int = 0) -> Iterator[str]:
         def piece_packed(a: int, b: int) -> str:
             ins = p.inputs(a, b)
             flags = active[a:b]
-            columns = [J.exprs(tape, a, b, plain, _str), J.inputs_lists(ins),
+            columns = [J.exprs(tape, a, b, plain, _str, folds), J.inputs_lists(ins),
                        J.numbers(p.values[a:b].tolist(), number),
                        J.partial_lists(r.partials.piece(a, b, p.values, ins), ins, active,
                                        number),
