@@ -251,3 +251,42 @@ def test_what_packed_cannot_hold_is_read_as_objects(monkeypatch):
         assert Packed.of(r) is None
         want, got = _both_ways(monkeypatch, r)
         assert got == want
+
+
+def test_trim_asks_the_c_library_and_survives_one_without_it(monkeypatch):
+    """_trim calls malloc_trim(0) where the C library has it, and does nothing (no error) where
+    it has not (musl), or where ctypes cannot load it."""
+    import ctypes
+
+    calls = []
+
+    class Glibc:
+        def malloc_trim(self, pad):
+            calls.append(pad)
+            return 1
+
+    monkeypatch.setattr(ctypes, "CDLL", lambda name: Glibc())
+    F._trim()
+    assert calls == [0]
+    monkeypatch.setattr(ctypes, "CDLL", lambda name: object())
+    F._trim()
+
+    def refuse(name):
+        raise OSError("no C library here")
+
+    monkeypatch.setattr(ctypes, "CDLL", refuse)
+    F._trim()
+    assert calls == [0]
+
+
+def test_the_forked_path_trims_before_it_forks(monkeypatch):
+    """The heap is trimmed once, before the child starts (after it, the pages are shared)."""
+    order = []
+    monkeypatch.setattr(F, "_enabled", lambda n: True)
+    monkeypatch.setattr(F, "_trim", lambda: order.append("trim"))
+    start = F._Child.start
+    monkeypatch.setattr(F._Child, "start", classmethod(
+        lambda cls, *a: order.append("fork") or start(*a)))
+    text = "".join(F.pieces(100, 7, lambda a, b: f"{a}-{b};"))
+    assert text == "".join(f"{a}-{min(a + 7, 100)};" for a in range(0, 100, 7))
+    assert order == ["trim", "fork"]

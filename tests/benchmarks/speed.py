@@ -445,7 +445,7 @@ def measure_net(R, n: int, reps: int) -> dict:
             w2 = torch.tensor(W2, requires_grad=True)
             loss = ((torch.sigmoid(tX @ w1) @ w2 - tY) ** 2).sum()
             loss.backward()
-            return float(loss), {"W1": w1.grad.numpy(), "W2": w2.grad.numpy()}
+            return loss.item(), {"W1": w1.grad.numpy(), "W2": w2.grad.numpy()}
         fns["torch"] = tor
     value, grad = ours()
     ref_v, ref_g = hand()
