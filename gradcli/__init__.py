@@ -1,7 +1,8 @@
 """gradcli: a command-line gradient calculator for formulas."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: on a cold start that statement imports the
+# __future__ module, and a Ctrl-C landing in it (before the handler below is set) printed a
+# traceback through this file. sys and _signal are built in: importing them runs no Python code.
 import sys as _sys
 
 __version__ = "0.1.0"

@@ -447,3 +447,32 @@ def test_signed_nan_is_read_like_signed_inf(value):
     r = run("eval", "x", "--at", f"x={value}", "--json")
     assert r.exit_code == 0
     assert json.loads(r.stdout)["value"] in ("NaN", "-Infinity")
+
+
+def test_the_interrupt_handler_is_set_before_any_module_written_in_python_is_imported():
+    """Every import gradcli/__init__.py makes before it sets its SIGINT handler is of a module
+    built into the interpreter (no Python code runs, so a Ctrl-C cannot land inside it and
+    print a traceback through gradcli: `from __future__ import annotations` once did)."""
+    import ast
+
+    import gradcli
+
+    with open(gradcli.__file__, encoding="utf-8") as fh:
+        tree = ast.parse(fh.read())
+    seen = []
+    todo = list(reversed(tree.body))  # the statements import runs, in order (not defs' bodies)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.If, ast.Try)):
+            todo += reversed(node.body)
+            continue
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call) and getattr(
+                node.value.func, "attr", None) == "signal":
+            break
+        if isinstance(node, ast.Import):
+            seen += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            seen.append(node.module)
+    else:
+        raise AssertionError("no signal.signal(...) call in gradcli/__init__.py")
+    assert seen and set(seen) <= set(sys.builtin_module_names), seen
