@@ -199,6 +199,12 @@ def eval_json_pieces(r: "Result", size: int = 0) -> Iterator[str]:
     plain = J.plain_text(tape.text)
     folds = J.spaced(tape.text)
 
+    def columns_of(a: int, b: int, ins, vals, parts, grad) -> list[list[str]]:
+        """Nodes a..b-1's exprs, inputs, values, partials and grads as JSON texts, from their
+        input ids, values and partials (whichever the piece reads: objects or packed arrays)."""
+        return [J.exprs(tape, a, b, plain, _str, folds), J.inputs_lists(ins),
+                J.numbers(vals, number), J.partial_lists(parts, ins, active, number), grad]
+
     def extra(i: int) -> str:  # what node i adds after "grad"
         out = ""
         if tangents is not None:
@@ -219,9 +225,8 @@ def eval_json_pieces(r: "Result", size: int = 0) -> Iterator[str]:
             grad = J.numbers_where(single[a:b], flags, number)
         else:
             grad = ["[" + ", ".join(grads(i)) + "]" if active[i] else "null" for i in range(a, b)]
-        columns = [J.exprs(tape, a, b, plain, _str, folds), J.inputs_lists(inputs[a:b]),
-                   J.numbers(values[a:b], number),
-                   J.partial_lists(partials[a:b], inputs[a:b], active, number), grad]
+        ins = inputs[a:b]
+        columns = columns_of(a, b, ins, values[a:b], partials[a:b], grad)
         extras = ([extra(i) for i in range(a, b)] if tangents is not None or kinks or r.exact
                   else None)
         return J.join_nodes(tape, a, b, plain, named, columns, extras)
@@ -233,12 +238,9 @@ def eval_json_pieces(r: "Result", size: int = 0) -> Iterator[str]:
 
         def piece_packed(a: int, b: int) -> str:
             ins = p.inputs(a, b)
-            flags = active[a:b]
-            columns = [J.exprs(tape, a, b, plain, _str, folds), J.inputs_lists(ins),
-                       J.numbers(p.values[a:b].tolist(), number),
-                       J.partial_lists(r.partials.piece(a, b, p.values, ins), ins, active,
-                                       number),
-                       J.numbers_where(p.grads[a:b].tolist(), flags, number)]
+            grad = J.numbers_where(p.grads[a:b].tolist(), active[a:b], number)
+            columns = columns_of(a, b, ins, p.values[a:b].tolist(),
+                               r.partials.piece(a, b, p.values, ins), grad)
             return J.join_nodes(tape, a, b, plain, named, columns, None)
         return piece_packed
 
