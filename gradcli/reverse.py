@@ -35,7 +35,7 @@ from typing import Sequence
 
 import numpy as np
 
-from . import engine
+from . import engine, piecepartials
 from .ops import lookup
 from .tape import Tape
 
@@ -87,6 +87,16 @@ class Partials(Sequence):
             return self._list[a:b]
         return engine.local_partials(self._tape, values, self._convention, None, self._flags,
                                      a, b, inputs)
+
+    def flat(self, a: int, b: int, values: np.ndarray, ids: np.ndarray,
+             starts: np.ndarray) -> "piecepartials.Flat | None":
+        """Nodes a..b-1's partials as one float64 entry per input edge, from machine arrays
+        (piecepartials.flat: the same numbers, one numpy call per op); None where that cannot
+        give them, or where they are made and kept already (self.piece reads those)."""
+        if self._list is not None:
+            return None
+        return piecepartials.flat(self._tape, values, ids, starts, a, b, self._flags,
+                                  self._convention)
 
 
 class _NoPartials:

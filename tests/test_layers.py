@@ -4,7 +4,8 @@
                                                   rules: the ops' numpy rules, which ops binds
     1  parse  lalr_fast  lalr_gen  syntax_errors  text -> Tape; the shipped LALR tables;
        climb                                      the fast path for the common subset
-    2  engine  symbolic  compiled                 sweeps; derivative tapes; compiled scalar tapes
+    2  engine  symbolic  compiled                 sweeps; derivative tapes; compiled scalar tapes;
+       arraysweep  reverse  piecepartials         the scalar reverse sweep; partials by the piece
     3  points  scalars  pointfiles                --at values: one number; values from files
     4  session  result                            load(); run(): a Result, plain data
     5  batch  check (package)  descend  diff      compute: plain data out (also surface,
@@ -34,7 +35,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "gradcli"
 LAYERS = [
     ["gradcli", "errors", "lanes", "ops", "rules", "tape", "words"],
     ["parse", "lalr_fast", "lalr_gen", "syntax_errors", "climb"],
-    ["engine", "symbolic", "compiled", "arraysweep", "reverse"],
+    ["engine", "symbolic", "compiled", "arraysweep", "reverse", "piecepartials"],
     ["points", "scalars", "pointfiles"],
     ["session", "result"],
     ["batch", "check", "descend", "diff", "surface", "newton", "columnar", "cluster"],
