@@ -105,15 +105,40 @@ def oracle_eval_json(r) -> str:
     return "".join(parts)
 
 
+def packed_pieces(r, size: int) -> str | None:
+    """The document as the forked writer's two processes make it (from jsonnodes.Packed's
+    arrays), made here in one process; None where the writer would not use Packed."""
+    from unittest import mock
+
+    from gradcli.render import forked
+
+    used = []
+
+    def serial(n, size, make, packed=None):
+        maker = packed() if packed is not None else None
+        used.append(maker is not None)
+        for a in range(0, n, size):
+            yield (maker or make)(a, min(a + size, n))
+
+    with mock.patch.object(forked, "pieces", serial):
+        text = "".join(J.eval_json_pieces(r, size))
+    return text if used == [True] else None
+
+
 def check_same(r) -> str:
-    """The new writer agrees with the oracle whole and cut into pieces of several sizes."""
+    """The new writer agrees with the oracle whole and cut into pieces of several sizes, from
+    the result's objects and, where it can be, from Packed's arrays (first: once every
+    node's partials are made and kept, by the oracle, the packed pieces read those)."""
+    n = len(r.tape)
+    sizes = {1, 2, 3, 7, max(1, n - 1), n + 5}
+    packed = {size: packed_pieces(r, size) for size in sizes}
     want = oracle_eval_json(r)
     assert J.eval_json(r) == want
-    n = len(r.tape)
-    for size in {1, 2, 3, 7, max(1, n - 1), n + 5}:
+    for size in sizes:
         pieces = list(J.eval_json_pieces(r, size))
         assert len(pieces) == 2 + -(-n // size)  # head, one per piece of nodes, tail
         assert "".join(pieces) == want, size
+        assert packed[size] in (want, None), size
     json.loads(want)  # strict JSON all the same
     return want
 
@@ -195,6 +220,10 @@ def test_random_formulas_write_what_the_old_builder_wrote(text, point, mode, exa
      "x=1.5", {}),
     ("x*1e308*10 - x*1e308*10 + 0*x", "x=1", {}),
     ("-0.0 * x + x * -0.0", "x=1", {}),
+    # a product's other input outside the piece: a variable (its text kept for the document),
+    # or a node below a variable's id (not a variable)
+    ("s = sin(x) * 3\n(s * y) * (z - s) + exp(s) * tanh(y) / s + s^2", "x=0.5,y=2,z=-1", {}),
+    ("max(x, y, z) * min(x, 2, y, z) + max(x, y)", "x=0.5,y=2,z=-1", {}),  # over two inputs
 ])
 def test_known_formulas(text, at, options):
     if at is None:
@@ -209,8 +238,10 @@ def test_a_wide_formula_in_many_pieces():
     text = "s = " + " + ".join(terms[:200]) + "\n" + "s * (" + " + ".join(terms[200:]) + ")"
     r = result(text, [",".join(f"x{k}={(k - 4) / 3}" for k in range(9))])
     assert len(r.tape) > 2000
-    want = check_same(r)
+    packed = packed_pieces(r, 64)  # the forked writer's arrays used (before anything keeps
+    want = check_same(r)  # the partials: see check_same)
     assert "…" in want
+    assert packed == want
 
 
 # -- the columns one by one ------------------------------------------------------------------

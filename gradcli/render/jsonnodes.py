@@ -8,6 +8,11 @@ here builds a per-node Python string by hand, and nothing holds more than one pi
 Every function returns exactly what jsonout's per-node builders did (`number`, `_str` of
 `tape.expr`); wherever a column is not plain floats or plain text it falls back to them, value
 by value (`slow`). tests/test_jsonout_stream.py compares the two on random formulas.
+
+The forked writer's pieces (Packed) go further: a node's inputs and partials are not joined
+node by node but given to join_nodes as three columns (first text, ", ", the rest:
+edge_columns), and a partial that is a value already written (mul's ∂/∂a is b, exp's is
+itself), or 1 or -1, reuses that text instead of formatting the float again (flat_partials).
 """
 
 from __future__ import annotations
@@ -62,16 +67,84 @@ def partial_lists(partials: Sequence, inputs: Sequence, active: Sequence,
                       for k, j in enumerate(ins)) for ps, ins in zip(partials, inputs)]
 
 
+def flat_partials(flat, value_texts: list[str], a: int, live, at, lengths, known,
+                  slow: Callable[[object], str]) -> tuple[list[str], list[str], list[str]]:
+    """The "partials" column of nodes a..b-1 (as edge_columns' three) from one entry per input
+    edge (piecepartials.Flat: the partial, and the node whose value it is), the piece's values
+    as written (`value_texts`), and `known` (node ids, sorted, and their values' texts: the
+    variables, which nodes of every piece read). `live`: per edge, whether its input is active
+    (else "null"); `at`, `lengths`: where each node's edges begin (from 0), how many it has.
+    A partial that is a value already written, or 1 or -1, takes that text as it stands:
+    float.__repr__ runs only for the others (two in five, in a wide formula)."""
+    import numpy as np
+
+    partials, of = flat
+    m = len(value_texts)
+    src = of - a  # into value_texts where the partial is one of the piece's values (a node's
+    out = src < 0  # inputs come before it: of < b)
+    src[out] = -1
+    ids, texts = known
+    if len(ids):
+        where = np.flatnonzero(out & (of >= 0))
+        slot = np.minimum(np.searchsorted(ids, of[where]), len(ids) - 1)
+        hit = ids[slot] == of[where]
+        src[where[hit]] = m + 3 + slot[hit]
+    src[partials == 1.0] = m
+    src[partials == -1.0] = m + 1
+    src[~live] = m + 2
+    rest = np.flatnonzero(src < 0)
+    base = m + 3 + len(texts)
+    src[rest] = np.arange(base, base + rest.size)
+    pool = value_texts + ["1.0", "-1.0", "null"] + texts + numbers(partials[rest].tolist(), slow)
+    return edge_columns(pool, src, at, lengths)
+
+
+_SEP = ("", ", ")
+
+
+def edge_columns(pool: list[str], src, at, lengths) -> tuple[list[str], list[str], list[str]]:
+    """Each node's edge texts (pool[src[e]] for its edges e) joined by ", ", as three columns
+    whose concatenation it is, node by node: the first text, the ", " after it, the rest (""
+    where there is none). join_nodes puts the three together in its one join, so no string is
+    made per node. `at`, `lengths`: where each node's edges begin (from 0), how many it has.
+    `pool` gets the empty text and the joined rest of any node with over two inputs."""
+    import numpy as np
+
+    edges = len(src)
+    pool.append("")
+    src = np.append(src, len(pool) - 1)  # index `edges`: the empty text
+    begin = at[:-1]
+    first = src[np.where(lengths >= 1, begin, edges)]
+    rest = src[np.where(lengths >= 2, begin + 1, edges)]
+    for k in np.flatnonzero(lengths > 2).tolist():
+        rest[k] = len(pool)
+        pool.append(", ".join(map(pool.__getitem__, src[at[k] + 1:at[k + 1]].tolist())))
+    get = pool.__getitem__
+    return (list(map(get, first.tolist())), list(map(_SEP.__getitem__, (lengths >= 2).tolist())),
+            list(map(get, rest.tolist())))
+
+
+def numbers_live(floats: list[float], live, slow: Callable[[object], str]) -> list[str]:
+    """numbers(floats), with "null" where not `live` (a bool array)."""
+    import numpy as np
+
+    out = numbers(floats, slow)
+    for k in np.flatnonzero(~live).tolist():
+        out[k] = "null"
+    return out
+
+
 class Packed:
     """The columns of a scalar result that a piece reads, as machine arrays: values and the
-    adjoint (float64; an inactive node's adjoint NaN, never written), and the inputs (every
+    adjoint (float64; an inactive node's adjoint 0, never written), and the inputs (every
     node's ids one after another, and where each node's start). forked.pieces has both of its
     processes read these, which writes nothing to the pages they share (see there)."""
 
-    __slots__ = ("values", "grads", "ids", "starts")
+    __slots__ = ("values", "grads", "ids", "starts", "active")
 
-    def __init__(self, values, grads, ids, starts):
+    def __init__(self, values, grads, ids, starts, active):
         self.values, self.grads, self.ids, self.starts = values, grads, ids, starts
+        self.active = active
 
     @classmethod
     def of(cls, r) -> "Packed | None":
@@ -88,7 +161,7 @@ class Packed:
             return None
         if not set(map(type, compress(adjoint, active))) <= {float, np.float64}:
             return None  # an active node's adjoint that is not a float (None, an array)
-        grads = np.fromiter(map(_NAN.get, adjoint, adjoint), np.float64, len(adjoint))
+        grads = np.fromiter(map(_ZERO.get, adjoint, adjoint), np.float64, len(adjoint))
         inputs = r.tape.inputs
         # node ids, and where each node's ids start, in 4 bytes while they fit (a tape is
         # bounded far below 2^31 nodes, but its edges are counted here)
@@ -99,7 +172,8 @@ class Packed:
         if edges < 2**31 and len(inputs) < 2**31:
             starts = starts.astype(np.int32)
         ids = np.fromiter(chain.from_iterable(inputs), starts.dtype, edges)
-        return cls(np.fromiter(values, np.float64, len(values)), grads, ids, starts)
+        return cls(np.fromiter(values, np.float64, len(values)), grads, ids, starts,
+                   np.fromiter(active, bool, len(active)))
 
     def inputs(self, a: int, b: int) -> list[tuple[int, ...]]:
         """Nodes a..b-1's input ids, as tape.inputs[a:b]."""
@@ -108,8 +182,24 @@ class Packed:
         bounds = (at - at[0]).tolist()
         return list(map(tuple, map(ids.__getitem__, map(slice, bounds, islice(bounds, 1, None)))))
 
+    def edges(self, a: int, b: int):
+        """Nodes a..b-1's edges: where each node's begin (from 0, with the end) and how many
+        each has (int64 arrays), and their input ids."""
+        import numpy as np
 
-_NAN = {None: float("nan")}  # an inactive node's adjoint (compressed away by its flag)
+        at = self.starts[a:b + 1].astype(np.int64)
+        ids = self.ids[at[0]:at[-1]]
+        at -= at[0]
+        return at, np.diff(at), ids
+
+    def input_lists(self, at, lengths, ids) -> tuple[list[str], list[str], list[str]]:
+        """The "inputs" column of a piece with these edges (self.edges), as edge_columns'."""
+        import numpy as np
+
+        return edge_columns(list(map(str, ids.tolist())), np.arange(len(ids)), at, lengths)
+
+
+_ZERO = {None: 0.0}  # an inactive node's adjoint (written as null)
 
 
 def plain_text(text: str) -> bool:
@@ -177,22 +267,35 @@ class _OpText(dict):
 
 
 def join_nodes(tape, a: int, b: int, plain: bool, named: dict, columns: Sequence[list[str]],
-               extras: list[str] | None) -> str:
+               extras: list[str] | None, bare: bool = False) -> str:
     """Nodes a..b-1 as JSON objects separated by ", " (with a leading ", " unless a is 0).
     columns = exprs, inputs, values, partials, grads (as JSON texts, exprs without their
-    quotes where `plain`); named: node id -> its name as a JSON string; `extras` (or None) the
-    text each node adds after "grad". One join over the columns interleaved with the text
-    between them."""
+    quotes where `plain`); inputs and partials each a column of texts, or where `bare` a tuple
+    of columns whose concatenation, node by node, is the text without its brackets
+    (edge_columns); named: node id -> its name as a JSON string; `extras` (or None) the text
+    each node adds after "grad". One join over the columns interleaved with the text between
+    them."""
     q = '"' if plain else ""
     op_text = _OpText(q)
-    unnamed = q + ', "name": null, "inputs": '
-    names = (map({i: f'{q}, "name": {t}, "inputs": ' for i, t in named.items()}.get,
-                 range(a, b), repeat(unnamed)) if named else repeat(unnamed))
+    if not bare:
+        columns = [*columns[:1], (columns[1],), columns[2], (columns[3],), *columns[4:]]
+    inputs_key = ', "inputs": [' if bare else ', "inputs": '
+    unnamed = q + ', "name": null' + inputs_key
+    names = (list(map({i: f'{q}, "name": {t}{inputs_key}' for i, t in named.items()}.get,
+                      range(a, b), repeat(unnamed))) if named else unnamed)
     exprs, inputs, values, partials, grads = columns
-    pieces = [chain(('{"id": ' if a == 0 else ', {"id": ',), repeat('}, {"id": ', b - a - 1)),
-              map(str, range(a, b)), map(op_text.__getitem__, map(_NAME, tape.ops[a:b])),
-              exprs, names, inputs, repeat(', "value": '), values, repeat(', "partials": ['),
-              partials, repeat('], "grad": '), grads]
+    pieces = [', {"id": ', list(map(str, range(a, b))),
+              list(map(op_text.__getitem__, map(_NAME, tape.ops[a:b]))), exprs, names, *inputs,
+              '], "value": ' if bare else ', "value": ', values, ', "partials": [', *partials,
+              '], "grad": ', grads, "}"]
     if extras is not None:
-        pieces.append(extras)
-    return "".join(chain.from_iterable(zip(*pieces))) + "}"
+        pieces.insert(-1, extras)
+    # the columns interleaved, node by node, by slice assignment (a text: the same for every
+    # node), then one join
+    k, m = len(pieces), b - a
+    out: list = [None] * (k * m)
+    for j, column in enumerate(pieces):
+        out[j::k] = [column] * m if type(column) is str else column
+    if a == 0 and m:
+        out[0] = '{"id": '
+    return "".join(out)

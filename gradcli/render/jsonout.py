@@ -200,10 +200,8 @@ def eval_json_pieces(r: "Result", size: int = 0) -> Iterator[str]:
     folds = J.spaced(tape.text)
 
     def columns_of(a: int, b: int, ins, vals, parts, grad) -> list[list[str]]:
-        """Nodes a..b-1's exprs, inputs, values, partials and grads as JSON texts, from their
-        input ids, values and partials (whichever the piece reads: objects or packed arrays)."""
-        return [J.exprs(tape, a, b, plain, _str, folds), J.inputs_lists(ins),
-                J.numbers(vals, number), J.partial_lists(parts, ins, active, number), grad]
+        """Nodes a..b-1's columns (exprs, inputs, values, partials, grads) as JSON texts."""
+        return [J.exprs(tape, a, b, plain, _str, folds), ins, vals, parts, grad]
 
     def extra(i: int) -> str:  # what node i adds after "grad"
         out = ""
@@ -226,7 +224,9 @@ def eval_json_pieces(r: "Result", size: int = 0) -> Iterator[str]:
         else:
             grad = ["[" + ", ".join(grads(i)) + "]" if active[i] else "null" for i in range(a, b)]
         ins = inputs[a:b]
-        columns = columns_of(a, b, ins, values[a:b], partials[a:b], grad)
+        parts = J.partial_lists(partials[a:b], ins, active, number)
+        columns = columns_of(a, b, J.inputs_lists(ins), J.numbers(values[a:b], number), parts,
+                             grad)
         extras = ([extra(i) for i in range(a, b)] if tangents is not None or kinks or r.exact
                   else None)
         return J.join_nodes(tape, a, b, plain, named, columns, extras)
@@ -235,13 +235,25 @@ def eval_json_pieces(r: "Result", size: int = 0) -> Iterator[str]:
         p = J.Packed.of(r) if tangents is None and not kinks and not r.exact and single else None
         if p is None:
             return None
+        import numpy as np
+
+        variables = np.array(sorted(tape.variables.values()), np.int64)
+        known = (variables, J.numbers(p.values[variables].tolist(), number))
 
         def piece_packed(a: int, b: int) -> str:
-            ins = p.inputs(a, b)
-            grad = J.numbers_where(p.grads[a:b].tolist(), active[a:b], number)
-            columns = columns_of(a, b, ins, p.values[a:b].tolist(),
-                               r.partials.piece(a, b, p.values, ins), grad)
-            return J.join_nodes(tape, a, b, plain, named, columns, None)
+            grad = J.numbers_live(p.grads[a:b].tolist(), p.active[a:b], number)
+            vals = J.numbers(p.values[a:b].tolist(), number)
+            at, lengths, ids = p.edges(a, b)
+            flat = r.partials.flat(a, b, p.values, p.ids, p.starts)
+            if flat is not None:  # one float per edge, made an op at a time
+                parts = J.flat_partials(flat, vals, a, p.active[ids], at, lengths, known,
+                                        number)
+            else:
+                inputs = p.inputs(a, b)
+                parts = (J.partial_lists(r.partials.piece(a, b, p.values, inputs), inputs,
+                                         active, number),)
+            columns = columns_of(a, b, p.input_lists(at, lengths, ids), vals, parts, grad)
+            return J.join_nodes(tape, a, b, plain, named, columns, None, bare=True)
         return piece_packed
 
     # a long run: half made by a second process
