@@ -57,15 +57,21 @@ def main(argv: Optional[list[str]] = None) -> int:
     return code
 
 
-def _write(warnings: list[str], doc: str, code: int) -> int:
-    """commands/quick.py's output, written as the commands write it. A failure while writing is
-    reported as the app reports it: a closed pipe, a full disk or Ctrl-C by main (the same words
-    as the app's guard), anything else (out of memory, the unexpected) by the app's guard."""
+def _write(warnings: list[str], doc, code: int) -> int:
+    """commands/quick.py's output, written as the commands write it (`doc`: the document, or
+    its pieces, each made as it is written). A failure while writing is reported as the app
+    reports it: a closed pipe, a full disk or Ctrl-C by main (the same words as the app's
+    guard), anything else (out of memory, the unexpected) by the app's guard."""
     from .render.console import warn, write
 
     try:
         warn(warnings)
-        write(doc + "\n")
+        if isinstance(doc, str):
+            write(doc + "\n")
+        else:
+            for piece in doc:  # as commands/eval.py writes them
+                write(piece)
+            write("\n")
     except (BrokenPipeError, OSError, UnicodeEncodeError):
         raise
     except Exception as exc:  # noqa: BLE001

@@ -474,3 +474,30 @@ def test_a_failure_while_writing_is_reported_as_the_app_reports_it(monkeypatch, 
     assert code == 2 and json.loads(out)["error"]["kind"] == "limit"
     assert err.strip() == "gradcli: error: out of memory: the formula or its output is too large " \
                           "for this machine"
+
+
+def test_quick_eval_makes_its_document_as_it_writes_it(monkeypatch, capsys):
+    """eval's document comes in pieces made as they are written (a 10^6-node one is never held
+    whole); a failure while making one is reported as the app reports it, after what was
+    written, as the app's eval does: the same bytes and exit code both ways."""
+    from gradcli import cli
+    from gradcli.cliapp import run_app
+    from gradcli.commands.quick import prepare
+    from gradcli.render import jsonnodes
+
+    warnings, doc, code = prepare(["eval", "x*y", "--at", "x=1,y=2", "--json"])
+    assert not isinstance(doc, str) and code == 0
+    assert json.loads("".join(doc))["value"] == 2.0
+
+    def full(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(jsonnodes, "join_nodes", full)
+    argv = ["eval", "x*y", "--at", "x=1,y=2", "--json"]
+    got = [(cli.main(argv), *capsys.readouterr())]
+    got.append((run_app(argv), *capsys.readouterr()))
+    assert got[0] == got[1]
+    code, out, err = got[0]
+    assert code == 2 and out.startswith('{"schema_version"') and '"kind": "limit"' in out
+    assert err.strip().startswith("gradcli: error: out of memory")
+

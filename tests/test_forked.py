@@ -163,8 +163,11 @@ def test_an_eval_document_made_in_two_processes(monkeypatch):
     json.loads(want)
 
 
-def test_the_command_forks_and_writes_what_one_process_writes(tmp_path):
-    """The whole program on a formula past MIN_NODES: the same bytes with GRADCLI_THREADS=1."""
+@pytest.mark.parametrize("options", [["--max-nodes", "0"], []])  # the app's; quick.py's
+def test_the_command_forks_and_writes_what_one_process_writes(tmp_path, options):
+    """The whole program on a formula past MIN_NODES: the same bytes with GRADCLI_THREADS=1,
+    through the Typer app and through commands/quick.py (the plain `eval FORMULA --at ...
+    --json`, which writes its pieces as they are made too)."""
     k = F.MIN_NODES // 3  # about 4 nodes a term (a new constant in each)
     text = " + ".join(f"sin(x{j % 7} * {j})" if j % 2 else f"x{j % 5} / ({j} + x{j % 3})"
                       for j in range(k))
@@ -175,7 +178,7 @@ def test_the_command_forks_and_writes_what_one_process_writes(tmp_path):
     for threads in ("2", "1"):
         env = dict(os.environ, GRADCLI_THREADS=threads)
         got = subprocess.run([sys.executable, "-m", "gradcli", "eval", str(formula), "--at", at,
-                              "--json", "--max-nodes", "0"], capture_output=True, env=env)
+                              "--json", *options], capture_output=True, env=env)
         assert got.returncode == 0, got.stderr.decode()
         outs.append(got.stdout)
     assert outs[0] == outs[1]

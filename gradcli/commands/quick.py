@@ -6,21 +6,22 @@ own modules and the formula, not the ~35 ms of importing Typer and Click (issue 
     gradcli diff  FORMULA --json [--at NAME=VALUE,...]... [--wrt NAME,...]...
 
 in any order, with `--at=...` / `--wrt=...` too, are read here and computed with the very calls
-the commands make with their defaults (commands/eval.py: load_arg, run_session, eval_json;
-commands/check.py: load_arg, check_session, check_json; commands/diff.py: load_arg,
-diff_session, diff_json). Any other argument (an option, a short flag, a second formula, '-',
-'--'), a completion request, or anything that raises while computing (a bad formula, a missing
-file, a bad --at value) gives None, nothing having been written: the Typer app (cliapp.py) then
-runs the command line from the start and says what it always said. The finished output is
-written by cli.main as the commands write it, a failure while writing reported as the app
-reports it. tests/test_cold_start.py runs command lines both ways and compares every byte and
-exit code.
+the commands make with their defaults (commands/eval.py: load_arg, run_session,
+eval_json_pieces; commands/check.py: load_arg, check_session, check_json; commands/diff.py:
+load_arg, diff_session, diff_json). Any other argument (an option, a short flag, a second
+formula, '-', '--'), a completion request, or anything that raises while computing (a bad
+formula, a missing file, a bad --at value) gives None, nothing having been written: the Typer
+app (cliapp.py) then runs the command line from the start and says what it always said. The
+output is written by cli.main as the commands write it (eval's JSON piece by piece, each made
+as it is written, as commands/eval.py does), a failure while writing or making a piece reported
+as the app reports it. tests/test_cold_start.py runs command lines both ways and compares every
+byte and exit code.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Optional
+from typing import Iterator, Optional
 
 #: The commands this path runs.
 COMMANDS = ("eval", "check", "diff")
@@ -57,9 +58,10 @@ def read_argv(argv: list[str]) -> Optional[tuple[str, str, Optional[list], Optio
     return argv[0], formula, at or None, wrt or None
 
 
-def prepare(argv: list[str]) -> Optional[tuple[list[str], str, int]]:
+def prepare(argv: list[str]) -> Optional[tuple[list[str], "str | Iterator[str]", int]]:
     """The warnings, the JSON document and the exit code of `argv` if it is one of this path's
-    command lines, computed and not yet written; None: the app's turn (nothing was written).
+    command lines, computed and not yet written (eval's document: its pieces, each made as it
+    is written, as commands/eval.py writes them); None: the app's turn (nothing was written).
     cli.main writes them (render.console's warn and write, as the commands do)."""
     if os.environ.get("_GRADCLI_COMPLETE"):
         return None  # shell completion: Click's
@@ -73,15 +75,17 @@ def prepare(argv: list[str]) -> Optional[tuple[list[str], str, int]]:
         return None
 
 
-def _eval(formula: str, at, wrt) -> tuple[list[str], str, int]:
-    """`gradcli eval FORMULA --json` as commands/eval.py runs it with its defaults."""
-    from ..render.jsonout import eval_json
+def _eval(formula: str, at, wrt) -> tuple[list[str], Iterator[str], int]:
+    """`gradcli eval FORMULA --json` as commands/eval.py runs it with its defaults: the document
+    in pieces, each made as it is written (a 10^6-node one is never held whole, and is made
+    by two processes: render/forked.py)."""
+    from ..render.jsonout import eval_json_pieces
     from ..result import run_session
     from ..session import MAX_NODES, load_arg, split_names
 
     s = load_arg(formula, at, seed=None, max_nodes=MAX_NODES, wrt=split_names(wrt), exact=False)
     result = run_session(s, mode="reverse", subgradient="cs231n", floats=True)
-    return result.warnings, eval_json(result), 0
+    return result.warnings, eval_json_pieces(result), 0
 
 
 def _check(formula: str, at, wrt) -> tuple[list[str], str, int]:

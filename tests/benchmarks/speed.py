@@ -12,8 +12,9 @@ in the same run. run.py calls `run_speed` and adds `targets` to its summary.
               neuron and on Rosenbrock; and the whole CLI, 200 000 steps of a quadratic, with and
               without --json (its size too)
     wide      a 10^6-node wide formula (10^5 in --quick): gradient in-process (parse + forward +
-              reverse) and the whole CLI with --json to a file, against torch one-shot (the
-              program built on 0-d float64 tensors, then backward()); the CLI's peak RSS
+              reverse) and the whole CLI (`gradcli eval FILE --at ... --json`, as a user types
+              it) with --json to a file, against torch one-shot (the program built on 0-d
+              float64 tensors, then backward()); the CLI's peak memory
     net       sum((sigmoid(X @ W1) @ W2 - Y)^2), X 10^6×8, W1 8×32, W2 32×1: gradcli.api.evaluate
               (gradients of W1 and W2) against numpy by hand and torch
 
@@ -343,7 +344,8 @@ def measure_wide(R, n: int, seed: int, reps: int) -> dict:
         fh.write(text)
     at = ",".join(f"{k}={v!r}" for k, v in fpoint.items())
     out_file = os.path.join(folder, "out.json")
-    cli = script(R) + ["eval", formula, "--at", at, "--json", "--max-nodes", "0"]
+    # what a user types (the default --max-nodes admits 10^6 nodes): commands/quick.py's path
+    cli = script(R) + ["eval", formula, "--at", at, "--json"]
 
     def ours():
         tape, _ = parse(text)
