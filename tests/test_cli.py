@@ -626,3 +626,65 @@ def test_wrt_errors_read_the_same_in_every_command(command):
     r = run(command[0], "x * y", "--at", "x=1,y=2", "--wrt", "z", *command[1:])
     assert r.exit_code == 2
     assert "--wrt z: the formula has no variable z (its variables: x, y)" in r.stderr
+
+
+# -- the end of the process (cli.console / cli.leave) ---------------------------------------------
+
+LEAVE = """
+import atexit, os, sys, threading, time
+from gradcli import commands
+real_exit = os._exit
+
+def spy(code):  # what is kept when the process ends at once
+    sys.stdout.write("\\nSPARE " + str(len(commands.SPARE)) + " EXIT " + str(code) + "\\n")
+    sys.stdout.flush()
+    real_exit(code)
+
+os._exit = spy
+atexit.register(lambda: sys.stdout.write("\\nATEXIT\\n"))
+if "--thread" in sys.argv:
+    sys.argv.remove("--thread")
+
+    def late():
+        time.sleep(0.3)
+        sys.stdout.write("\\nTHREAD\\n")
+
+    threading.Thread(target=late).start()  # not a daemon: Python waits for it
+from gradcli.cli import console
+console()
+"""
+
+
+def _leave(*argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", LEAVE, *argv], capture_output=True, text=True,
+                          env=clean_env(), cwd=ROOT, timeout=60)
+
+
+@pytest.mark.parametrize("argv, code, kept", [
+    (["eval", "x*y", "--at", "x=1,y=2", "--json"], 0, 1),  # quick.py's: its document's maker
+    (["eval", "x*y", "--at", "x=1,y=2", "--json", "--mode", "reverse"], 0, 3),  # the app's: +
+    (["eval", "x*", "--json"], 2, 1),  # the session and the result of the eval command
+    (["check", "x*y", "--at", "x=1,y=2", "--expect", "x=3"], 1, 1),
+])
+def test_the_process_ends_at_once_after_atexit_with_what_the_command_made(argv, code, kept):
+    """console() ends the process with os._exit after the atexit functions ran and the output
+    was flushed, keeping what eval made to the end (so it is never taken apart)."""
+    p = _leave(*argv)
+    assert p.returncode == code, p.stderr
+    assert p.stdout.index("\nATEXIT\n") < p.stdout.index(f"\nSPARE {kept} EXIT {code}\n")
+    if code == 0 and argv[0] == "eval":
+        assert json.loads(p.stdout.split("\nATEXIT")[0])["value"] == 2.0
+
+
+def test_a_thread_still_running_gets_the_normal_exit():
+    p = _leave("eval", "x*y", "--at", "x=1,y=2", "--json", "--thread")
+    assert p.returncode == 0, p.stderr
+    assert "\nTHREAD\n" in p.stdout and "SPARE" not in p.stdout  # waited for; sys.exit
+
+
+def test_in_process_callers_keep_nothing():
+    """cli.main alone (tests, other callers): nothing is kept, each result freed as before."""
+    from gradcli import cli, commands
+
+    assert cli.main(["eval", "x*y", "--at", "x=1,y=2", "--json"]) == 0
+    assert commands.SPARE is None

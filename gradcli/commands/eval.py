@@ -6,6 +6,7 @@ import typer
 
 from ..errors import InputError
 from ..session import MAX_NODES, load_arg, split_names
+from . import spare
 from .options import OutputOpt
 from .options import (AtOpt, BatchFormat, Convention, DigitsOpt, Format, FormulaArg, JsonOpt,
                       MaxNodesOpt, Mode, SeedOpt, SubgradientOpt, WrtOpt)
@@ -99,6 +100,7 @@ def command(
     # for every format alike, so a table and its JSON show the same digits.
     result = run_session(s, mode=mode.value, subgradient=subgradient.value,
                          floats=not (hessian or hvp is not None))
+    spare(s, result)
     if hessian or hvp is not None:
         _second_order(s, result, chosen, hessian, hvp, digits, max_rows)
         return
