@@ -13,9 +13,11 @@ array gives each element exactly the bits the scalar rule gives it.
 - pow with the exponent 2 (x^2) and an exponent that carries no gradient: 2 * a (the rule's
   b * a ** (b - 1), where a ** 1.0 is a itself).
 
-Every other node (sin, cos, log, other powers, kinks, max, ...) is given its partials by
-engine.local_partials itself, node by node: a transcendental function over an array may take a
-vectorised path whose last bit differs from the scalar call's, so nothing here assumes it.
+Every other node (sin, cos, log, other powers, kinks, max, ...) gets its partials from its rule
+called node by node on np.float64 scalars, as engine.local_partials calls it (op.partials(y, x)
+for a one-input op with no kink and one rule, grouped by op; local_partials itself for the
+rest): a transcendental function over an array may take a vectorised path whose last bit
+differs from the scalar call's, so nothing here assumes it does not.
 
 An entry of an input that carries no gradient may hold any number (the writer prints null for
 it; local_partials may leave it None). tests/test_piecepartials.py compares every entry of an
