@@ -1,4 +1,5 @@
-"""The command line's entry point: `main()`, the console script (and `python -m gradcli`).
+"""The command line's entry point: `console()`, the console script (and `python -m gradcli`),
+which runs `main()` and then ends the process at once (`leave`).
 
 Every command line goes to the Typer app (gradcli/cliapp.py: the commands, formulas that start
 with '-', the one guard that maps errors to exit codes), except the plainest JSON ones, which
