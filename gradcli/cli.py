@@ -112,8 +112,11 @@ def _write(warnings: list[str], doc, code: int) -> int:
         if isinstance(doc, str):
             write(doc + "\n")
         else:
-            for piece in doc:  # as commands/eval.py writes them
-                write(piece)
+            try:
+                for piece in doc:  # as commands/eval.py writes them
+                    write(piece)
+            finally:  # stopped early (a closed pipe, Ctrl-C): the maker's forked child ends now
+                doc.close()
             write("\n")
     except (BrokenPipeError, OSError, UnicodeEncodeError):
         raise

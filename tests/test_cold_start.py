@@ -501,3 +501,29 @@ def test_quick_eval_makes_its_document_as_it_writes_it(monkeypatch, capsys):
     assert code == 2 and out.startswith('{"schema_version"') and '"kind": "limit"' in out
     assert err.strip().startswith("gradcli: error: out of memory")
 
+
+
+def test_a_document_stopped_early_is_closed_so_its_child_ends(monkeypatch):
+    """A closed pipe (or Ctrl-C) in the middle of eval's pieces closes their maker at once: its
+    forked child is killed and reaped then (render/forked.py), not left running once the
+    process ends (cli.leave keeps what the command made to the end, the maker included)."""
+    from gradcli import cli
+    from gradcli.render import console
+
+    closed = []
+
+    def pieces():
+        try:
+            yield "{"
+            yield "}"
+        finally:
+            closed.append(True)
+
+    def broken(text):
+        raise BrokenPipeError
+
+    monkeypatch.setattr(console, "write", broken)
+    doc = pieces()  # held here, as main's kept result holds it: only closing it ends it
+    with pytest.raises(BrokenPipeError):
+        cli._write([], doc, 0)
+    assert closed == [True]
