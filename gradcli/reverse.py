@@ -31,13 +31,16 @@ from __future__ import annotations
 
 import math
 from array import array
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from . import engine, piecepartials
+from . import engine
 from .ops import lookup
 from .tape import Tape
+
+if TYPE_CHECKING:
+    from .piecepartials import Flat
 
 (_ADD, _SUB, _MUL, _DIV, _NEG, _POW, _EXP, _LOG, _SQRT, _SIN, _COS, _TANH, _SIGMOID,
  _ID) = map(lookup, ("add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sqrt", "sin",
@@ -89,12 +92,14 @@ class Partials(Sequence):
                                      a, b, inputs)
 
     def flat(self, a: int, b: int, values: np.ndarray, ids: np.ndarray,
-             starts: np.ndarray) -> "piecepartials.Flat | None":
+             starts: np.ndarray) -> "Flat | None":
         """Nodes a..b-1's partials as one float64 entry per input edge, from machine arrays
         (piecepartials.flat: the same numbers, one numpy call per op); None where that cannot
         give them, or where they are made and kept already (self.piece reads those)."""
         if self._list is not None:
             return None
+        from . import piecepartials  # the forked --json writer's alone
+
         return piecepartials.flat(self._tape, values, ids, starts, a, b, self._flags,
                                   self._convention)
 
