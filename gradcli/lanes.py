@@ -12,12 +12,22 @@ Only elementwise work comes here (no reductions: a sum split in two adds in anot
 only arrays of at least MIN_ELEMENTS elements, below which handing work to a thread costs more
 than it saves. GRADCLI_THREADS=1 turns it off; the default is the CPUs this process may use, at
 most MAX_WORKERS. numpy's error state (np.errstate) is the caller's in every thread.
+
+numpy's BLAS has threads of its own. OpenBLAS (numpy's wheels) keeps them spinning, each on a
+core, for 2^28 cycles after every call big enough to use them (its THREAD_TIMEOUT: 0.07-0.13 s
+at 2-4 GHz), waiting for the next one; work split over the cores meanwhile shares them with the
+spinners and runs no faster than one thread. So for SPIN_SECONDS after such a product
+(`blas_called`, from the matmul rules) the work stays in the caller's thread, in the same
+cache-sized steps, unless BLAS does not spin: one BLAS thread, or OPENBLAS_THREAD_TIMEOUT at most
+SHORT_TIMEOUT (the gradcli command sets 20 for its own process before numpy loads). Where the
+work runs never changes a bit of it.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import time
 from typing import Callable
 
 import numpy as np
@@ -31,9 +41,19 @@ CHUNK = 1 << 16
 #: More threads than this gain nothing on elementwise loops: memory bandwidth is the limit.
 MAX_WORKERS = 4
 
+#: How long OpenBLAS's threads may still spin after a threaded call (2^28 cycles at >= 2.7 GHz).
+SPIN_SECONDS = 0.1
+#: OPENBLAS_THREAD_TIMEOUT at or below this (2^20 cycles: under a millisecond) does not spin long.
+SHORT_TIMEOUT = 20
+#: A product of at least this many multiply-adds uses OpenBLAS's threads (it keeps smaller
+#: ones, up to 65536 x its GEMM_MULTITHREAD_THRESHOLD of 4, on the calling thread).
+BLAS_THREADED = 1 << 18
+
 _pool = None
 _lock = threading.Lock()
 _workers: int | None = None
+_spins: bool | None = None  # whether numpy's BLAS keeps threads spinning after a call
+_quiet_until = 0.0  # time.monotonic() until which BLAS's threads may be spinning
 
 
 def workers() -> int:
@@ -49,10 +69,52 @@ def workers() -> int:
     return _workers
 
 
+def sharing() -> int:
+    """How many threads share an elementwise op now: `workers()`, or 1 while numpy's BLAS threads
+    may still be spinning after a product (`blas_called`)."""
+    w = workers()
+    if w > 1 and _quiet_until and time.monotonic() < _quiet_until:
+        return 1
+    return w
+
+
+def blas_called(multiply_adds: int) -> None:
+    """A matrix product of that many multiply-adds has just run in numpy's BLAS."""
+    global _quiet_until
+    if multiply_adds >= BLAS_THREADED and blas_spins():
+        _quiet_until = time.monotonic() + SPIN_SECONDS
+
+
+def blas_spins() -> bool:
+    """Whether numpy's BLAS is OpenBLAS with more than one thread and its default spinning."""
+    global _spins
+    if _spins is None:
+        try:
+            name = str(np.show_config(mode="dicts")["Build Dependencies"]["blas"]["name"])
+        except Exception:  # a numpy without its build record: no spinning assumed
+            name = ""
+        _spins = _spinning_blas(os.environ, name)
+    return _spins
+
+
+def _spinning_blas(env, blas: str) -> bool:
+    """Whether a BLAS of that name (numpy's build record), in that environment, spins."""
+    if "openblas" not in blas.lower():  # MKL's OpenMP threads spin too (KMP_BLOCKTIME): untried
+        return False
+    for var in ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS"):
+        raw = env.get(var, "").strip()  # the first one set is the one OpenBLAS reads
+        if raw:
+            if raw.isdigit() and int(raw) == 1:
+                return False
+            break
+    raw = env.get("OPENBLAS_THREAD_TIMEOUT", "").strip()
+    return not (raw.isdigit() and int(raw) <= SHORT_TIMEOUT)
+
+
 def _reset() -> None:
     """After a fork: the child has none of the parent's threads, so it starts a pool of its own."""
-    global _pool, _lock, _workers
-    _pool, _lock, _workers = None, threading.Lock(), None
+    global _pool, _lock, _workers, _quiet_until
+    _pool, _lock, _workers, _quiet_until = None, threading.Lock(), None, 0.0
 
 
 if hasattr(os, "register_at_fork"):
@@ -73,7 +135,7 @@ def _executor():
 def fits(*arrays) -> bool:
     """Whether these arrays can share out their work: big (`big`), one shape, and a second
     worker to share it with."""
-    return workers() >= 2 and big(*arrays)
+    return sharing() >= 2 and big(*arrays)
 
 
 def big(*arrays) -> bool:
@@ -109,7 +171,7 @@ def run(kernel: Callable, out: np.ndarray, *xs) -> np.ndarray:
 def _step(n: int, elements: int, align: int = 1) -> int:
     """The length of the pieces n items are cut into, one per worker, rounded up to a multiple
     of `align`: all n in one piece for work on fewer than MIN_ELEMENTS `elements`."""
-    w = workers() if elements >= MIN_ELEMENTS else 1
+    w = sharing() if elements >= MIN_ELEMENTS else 1
     return -(-(-(-n // w)) // align) * align
 
 

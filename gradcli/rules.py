@@ -162,9 +162,32 @@ _rules("atan2", np.arctan2, lambda y, a, b: (b / (a * a + b * b), -a / (a * a + 
 # Structural ops follow numpy's shape rules; each gives its reverse (vjp) and forward (jvp) rule.
 
 
+def _products(a, b) -> int:
+    """The multiply-adds of a @ b (any shapes matmul takes; 0 for a scalar among them)."""
+    sa, sb = np.shape(a), np.shape(b)
+    if not sa or not sb:
+        return 0
+    return int(np.prod(sa, dtype=np.int64)) * (int(sb[-1]) if len(sb) > 1 else 1)
+
+
+def _matmul(a, b):
+    y = np.matmul(a, b)
+    lanes.blas_called(_products(a, b))  # its threads may spin a while now (lanes' doc)
+    return y
+
+
 def _matmul_vjp(g, y, a, b, need=(True, True)):
     """Both inputs' shares; `need` (from the engine: which inputs carry a gradient) skips the
     product nobody reads (X's share in X @ W when only W is a parameter): None there."""
+    grads = _matmul_shares(g, a, b, need)
+    # As _matmul: the products made (the outer product of a one-output layer, which lanes
+    # makes, is counted too; a window too many costs the second core for a while, not a bit).
+    lanes.blas_called((0 if grads[0] is None else _products(g, b))
+                      + (0 if grads[1] is None else _products(a, g)))
+    return grads
+
+
+def _matmul_shares(g, a, b, need):
     a2, b2 = np.ndim(a), np.ndim(b)
     if a2 == 1 and b2 == 1:  # inner product: a scalar
         return g * b, g * a
@@ -189,9 +212,9 @@ def _matmul_jvp(ts, y, a, b):
     ta, tb = ts
     out = None
     if ta is not None:
-        out = np.matmul(ta, b)
+        out = _matmul(ta, b)
     if tb is not None:
-        term = np.matmul(a, tb)
+        term = _matmul(a, tb)
         out = term if out is None else out + term
     return out
 
@@ -199,7 +222,9 @@ def _matmul_jvp(ts, y, a, b):
 def _dot(a, b):
     if np.ndim(a) == 0 or np.ndim(b) == 0:
         raise ValueError("dot takes vectors or matrices; write * to scale by a number")
-    return np.dot(a, b)[()]
+    y = np.dot(a, b)[()]
+    lanes.blas_called(_products(a, b))
+    return y
 
 
 def _axis(xs) -> int | None:
@@ -300,7 +325,7 @@ def _tangent_sum(ts, xs, fn):
 
 
 
-_rules("matmul", np.matmul, vjp=_matmul_vjp, jvp=_matmul_jvp)
+_rules("matmul", _matmul, vjp=_matmul_vjp, jvp=_matmul_jvp)
 _rules("dot", _dot, vjp=_matmul_vjp, jvp=_matmul_jvp)
 _rules("transpose", lambda a: np.transpose(a), vjp=lambda g, y, a: (np.transpose(g),),
        jvp=lambda ts, y, a: np.transpose(ts[0]))

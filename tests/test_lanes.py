@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -22,6 +23,11 @@ SPECIAL = np.array([0.0, -0.0, 1.0, -1.0, np.inf, -np.inf, np.nan, 710.0, -710.0
 
 @pytest.fixture
 def workers(monkeypatch):
+    """Set how many threads share the work; BLAS's spinning (which keeps the work in one thread
+    for a while after a product) is out of the way unless a test puts it back."""
+    monkeypatch.setattr(lanes, "_spins", False)
+    monkeypatch.setattr(lanes, "_quiet_until", 0.0)
+
     def set_to(n: int) -> None:
         monkeypatch.setattr(lanes, "_workers", n)
     return set_to
@@ -206,17 +212,71 @@ def test_the_net_evaluates_to_the_same_bits_with_one_worker_or_two(workers):
           "W2": rng.standard_normal((32, 1)) * 0.3, "Y": rng.standard_normal((rows, 1))}
     text = "sum((sigmoid(X @ W1) @ W2 - Y)^2) + sum(tanh(exp(-(X @ W1)) * 0.5))"
     runs = []
-    for n in (1, 2):
+    for n, spins in ((1, False), (2, False), (2, True)):  # two, and two that BLAS keeps busy
         workers(n)
+        lanes._spins, lanes._quiet_until = spins, 0.0
         r = api.evaluate(text, at, wrt=["W1", "W2"])
+        assert (lanes._quiet_until > 0) == spins  # the products said so
         runs.append((r.value, {k: np.asarray(v) for k, v in r.gradient.items()},
                      [np.asarray(v) for v in r.values]))
-    (v1, g1, vals1), (v2, g2, vals2) = runs
-    assert v1 == v2
-    for k in g1:
-        assert np.array_equal(bits(g1[k]), bits(g2[k])), k
-    for x, y in zip(vals1, vals2):
-        assert np.array_equal(x, y, equal_nan=True)
+    (v1, g1, vals1) = runs[0]
+    for v2, g2, vals2 in runs[1:]:
+        assert v1 == v2
+        for k in g1:
+            assert np.array_equal(bits(g1[k]), bits(g2[k])), k
+        for x, y in zip(vals1, vals2):
+            assert np.array_equal(x, y, equal_nan=True)
+
+
+def test_whether_blas_spins_is_read_from_its_name_and_the_environment():
+    spins = lanes._spinning_blas
+    assert spins({}, "scipy-openblas") and spins({}, "OpenBLAS")
+    assert not spins({}, "accelerate") and not spins({}, "mkl-sdl") and not spins({}, "")
+    assert not spins({"OPENBLAS_NUM_THREADS": "1"}, "openblas")
+    assert not spins({"OMP_NUM_THREADS": "1"}, "openblas")
+    assert not spins({"GOTO_NUM_THREADS": "1", "OMP_NUM_THREADS": "4"}, "openblas")
+    assert spins({"OPENBLAS_NUM_THREADS": "4", "OMP_NUM_THREADS": "1"}, "openblas")  # read first
+    assert spins({"OPENBLAS_NUM_THREADS": " "}, "openblas")  # empty: not set
+    for timeout, spinning in (("20", False), ("4", False), ("21", True), ("28", True),
+                              ("soon", True)):
+        assert spins({"OPENBLAS_THREAD_TIMEOUT": timeout}, "openblas") == spinning, timeout
+
+
+def test_while_blas_may_spin_the_work_stays_in_the_callers_thread(workers, monkeypatch):
+    workers(2)
+    lanes._spins = True
+    tasks = []
+    real = lanes.spread
+    monkeypatch.setattr(lanes, "spread", lambda ts: tasks.append(len(ts)) or real(ts))
+    a = data(2 * lanes.MIN_ELEMENTS, 3)
+    with np.errstate(all="ignore"):
+        want = np.tanh(a)
+        small = np.ones((8, 8))
+        rules._matmul(small, small)  # 512 multiply-adds: BLAS keeps it on one thread
+        assert lanes.sharing() == 2 and lanes._quiet_until == 0.0
+        assert np.array_equal(bits(lanes.ufunc(np.tanh, a)), bits(want)) and tasks == [2]
+        side = 1 << 6  # (64, 64) @ (64, 64): exactly BLAS_THREADED multiply-adds
+        rules._matmul(np.ones((side, side)), np.ones((side, side)))
+        assert lanes.sharing() == 1
+        assert lanes.ufunc(np.tanh, a) is None  # the caller makes the one call itself
+        out = lanes.run(lanes._kernel(np.tanh), lanes.new(a), a)  # one piece, in steps
+        assert np.array_equal(bits(out), bits(want)) and tasks[1:] == [1]
+        assert lanes.all_finite(np.ones(a.size)) and tasks[2:] == []  # read here, whole
+        lanes._quiet_until = time.monotonic() - 1e-3  # the window is over
+        assert lanes.sharing() == 2
+        lanes._quiet_until = 0.0
+        lanes._spins = False  # a BLAS that does not spin
+        rules._matmul(np.ones((side, side)), np.ones((side, side)))
+        assert lanes.sharing() == 2
+    lanes._spins = True
+    for call in (lambda: rules._matmul_vjp(np.ones((side, side)), None, np.ones((side, side)),
+                                           np.ones((side, side))),
+                 lambda: rules._matmul_jvp((np.ones((side, side)), None), None,
+                                           np.ones((side, side)), np.ones((side, side))),
+                 lambda: rules._dot(np.ones((side, side)), np.ones((side, side)))):
+        lanes._quiet_until = 0.0
+        call()
+        assert lanes._quiet_until > 0
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="fork exists on POSIX systems only")
