@@ -688,3 +688,47 @@ def test_in_process_callers_keep_nothing():
 
     assert cli.main(["eval", "x*y", "--at", "x=1,y=2", "--json"]) == 0
     assert commands.SPARE is None
+
+
+BLAS_ENV = """
+import os, sys
+sys.argv[0] = sys.argv[1]  # as the console script or `python -m gradcli` would name itself
+if sys.argv[2] == "numpy first":
+    import numpy
+import gradcli
+print(os.environ.get("OPENBLAS_THREAD_TIMEOUT"))
+"""
+
+
+@pytest.mark.parametrize("argv0, first, preset, want", [
+    ("/venv/bin/gradcli", "", None, "20"),  # the command, numpy not loaded yet: set
+    ("-m", "", None, "20"),
+    ("/venv/bin/gradcli", "", "7", "7"),  # the user's own setting stays
+    ("/venv/bin/gradcli", "numpy first", None, "None"),  # too late to matter: left alone
+    ("-c", "", None, "None"),  # imported as a library: the process is the user's
+    ("script.py", "", None, "None"),
+])
+def test_the_command_lets_blas_threads_sleep(argv0, first, preset, want):
+    """The gradcli command sets OPENBLAS_THREAD_TIMEOUT for its own process (lanes.py's doc);
+    nothing else does."""
+    env = {k: v for k, v in clean_env().items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    if preset is not None:
+        env["OPENBLAS_THREAD_TIMEOUT"] = preset
+    p = subprocess.run([sys.executable, "-c", BLAS_ENV, argv0, first], capture_output=True,
+                       text=True, env=env, cwd=ROOT, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == want
+
+
+def test_the_command_sets_it_before_numpy_loads():
+    """`python -m gradcli` with a matrix product: the package (which sets the variable) is
+    imported in full before numpy (-X importtime lists an import when it ends, inner ones
+    first: numpy imported by gradcli/__init__.py would come before it)."""
+    p = subprocess.run([sys.executable, "-X", "importtime", "-m", "gradcli", "eval", "sum(X @ W)",
+                        "--at", "X=[[1,2],[3,4]],W=[[1],[1]]", "--json"], capture_output=True,
+                       text=True, env=clean_env(), cwd=ROOT, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["value"] == 10.0
+    order = [line.rsplit("|", 1)[-1].strip() for line in p.stderr.splitlines()
+             if line.startswith("import time:")]
+    assert order.index("gradcli") < order.index("numpy")
