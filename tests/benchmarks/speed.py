@@ -16,7 +16,9 @@ in the same run. run.py calls `run_speed` and adds `targets` to its summary.
               it) with --json to a file, against torch one-shot (the program built on 0-d
               float64 tensors, then backward()); the CLI's peak memory
     net       sum((sigmoid(X @ W1) @ W2 - Y)^2), X 10^6×8, W1 8×32, W2 32×1: gradcli.api.evaluate
-              (gradients of W1 and W2) against numpy by hand and torch
+              (gradients of W1 and W2) against numpy by hand and torch; then gradcli and hand
+              numpy again in a child process with the environment the gradcli command sets for
+              itself (OPENBLAS_THREAD_TIMEOUT=20: OpenBLAS's threads do not spin after a product)
 
 Not a test module; pytest never collects this folder.
 """
@@ -406,7 +408,31 @@ def measure_wide(R, n: int, seed: int, reps: int) -> dict:
 
 # -- net ----------------------------------------------------------------------------------------
 
-def measure_net(R, n: int, reps: int) -> dict:
+def measure_net_as_command(n: int, reps: int) -> dict:
+    """measure_net (gradcli and hand numpy only) in a child process whose environment is what
+    the gradcli command sets for itself before numpy loads (gradcli._COMMAND_ENVIRONMENT): the
+    API's figure above is numpy's default, where OpenBLAS's threads spin after each product."""
+    import json
+
+    import gradcli
+
+    env = dict(os.environ, **gradcli._COMMAND_ENVIRONMENT)
+    here = os.path.dirname(os.path.abspath(__file__))
+    code = ("import json, sys; sys.path[:0] = [sys.argv[1]]; import run as R, speed; "
+            "print(json.dumps(speed.measure_net(R, int(sys.argv[2]), int(sys.argv[3]), "
+            "peers=False)))")
+    p = subprocess.run([sys.executable, "-c", code, here, str(n), str(reps)], env=env,
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        return {"error": f"exit {p.returncode}: {p.stderr[-300:]}"}
+    rec = json.loads(p.stdout.strip().splitlines()[-1])
+    rec["environment"] = " ".join(f"{k}={v}" for k, v in gradcli._COMMAND_ENVIRONMENT.items())
+    return rec
+
+
+def measure_net(R, n: int, reps: int, peers: bool = True) -> dict:
+    """The two-layer net through gradcli.api.evaluate against numpy by hand (and, with `peers`,
+    gradcli with GRADCLI_THREADS=1 and torch), interleaved in this process."""
     from gradcli import api
 
     rng = np.random.default_rng(0)
@@ -436,8 +462,10 @@ def measure_net(R, n: int, reps: int) -> dict:
         finally:
             lanes._workers = before
 
-    fns = {"gradcli": ours, "numpy": hand, "one core": one_core}
-    if have("torch"):
+    fns = {"gradcli": ours, "numpy": hand}
+    if peers:
+        fns["one core"] = one_core
+    if peers and have("torch"):
         import torch
 
         tX, tY = torch.from_numpy(X), torch.from_numpy(Y)
@@ -463,8 +491,9 @@ def measure_net(R, n: int, reps: int) -> dict:
     best = {k: min(v) for k, v in samples.items()}
     rec.update(samples_s=samples, gradcli_s=best["gradcli"], numpy_s=best["numpy"],
                torch_s=best.get("torch"), numpy_ratio=best["gradcli"] / best["numpy"])
-    rec["one_core_s"] = best["one core"]
-    rec["one_core_ratio"] = best["one core"] / best["numpy"]
+    if "one core" in best:
+        rec["one_core_s"] = best["one core"]
+        rec["one_core_ratio"] = best["one core"] / best["numpy"]
     if "torch" in best:
         rec["torch_ratio"] = best["gradcli"] / best["torch"]
     return rec
@@ -488,6 +517,8 @@ def run_speed(R, mode: str, seed: int) -> dict:
          f"wide {R.fmt_size(cfg['wide'])}: in-process, whole CLI and torch one-shot"),
         ("net", lambda: measure_net(R, cfg["net_rows"], cfg["net_reps"]),
          f"two-layer net over {R.fmt_size(cfg['net_rows'])} rows: gradcli, numpy, torch"),
+        ("net_command", lambda: measure_net_as_command(cfg["net_rows"], cfg["net_reps"]),
+         "the same net in a process with the command's environment"),
     ]
     for key, fn, what in steps:
         R.progress(what)
@@ -550,6 +581,10 @@ def print_speed(R, res: dict) -> None:
         if net.get("one_core_s"):
             rows.append(["  the same, GRADCLI_THREADS=1", t(net["one_core_s"]),
                          f"numpy {t(net['numpy_s'])}", ratio(net["one_core_ratio"])])
+    nc = res.get("net_command", {})
+    if "gradcli_s" in nc:
+        rows.append([f"  the same, {nc['environment']} (child process)", t(nc["gradcli_s"]),
+                     f"numpy {t(nc['numpy_s'])}", ratio(nc["numpy_ratio"])])
     for key, rec in res.items():
         if isinstance(rec, dict) and "error" in rec:
             rows.append([key, "error: " + rec["error"]])
