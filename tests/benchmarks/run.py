@@ -512,6 +512,11 @@ def run_deep(cfg: dict, results: dict, seed: int, mode: str, reps_override) -> N
 
 # -- batch --------------------------------------------------------------------------------------
 
+#: evaluate() over whole columns is timed up to this many rows (beyond, the arrays of both it
+#: and numpy by hand, about 30 of n numbers each, would be gigabytes).
+API_BATCH_UPTO = 10**6
+
+
 def chunk_rows() -> int:
     try:
         from gradcli.batch import CHUNK_ROWS
@@ -562,17 +567,44 @@ def measure_batch(name: str, text: str, names, hand, n: int, seed: int, reps: in
         np.array_equal(got_g[0][v], np.broadcast_to(adj[tape.variables[v]], f_ref.shape))
         for v in wrt)
     del values, adj, got_v, got_g
-    samples = {"gradcli": [], "numpy": []}
+    from gradcli import api
+
+    def api_whole():  # what a user with the columns in memory calls: value and gradient
+        r = api.evaluate(text, at={v: cols[v] for v in tape.variables})
+        return r.value, r.gradient
+
+    def hand_whole():
+        return hand(cols)
+
+    pair = [("gradcli", ours), ("numpy", theirs)]
+    if n > API_BATCH_UPTO:  # whole columns: about 30 arrays of n numbers at once
+        return batch_record(name, n, tape, rows, reps, pair, agree, {})
+    r = api.evaluate(text, at={v: cols[v] for v in tape.variables})
+    f_ref, g_ref = hand(cols)
+    agree = agree and bool(np.allclose(r.value, f_ref, rtol=1e-10, atol=1e-12)) and all(
+        np.allclose(r.gradient[v], g_ref[v], rtol=1e-9, atol=1e-12) for v in wrt)
+    api_kind = type(r).__name__
+    del r, f_ref, g_ref
+    pair += [("api", api_whole), ("numpy whole", hand_whole)]
+    return batch_record(name, n, tape, rows, reps, pair, agree, {"api_result": api_kind})
+
+
+def batch_record(name: str, n: int, tape, rows: int, reps: int, pair: list, agree: bool,
+                 more: dict) -> dict:
+    samples: dict = {key: [] for key, _ in pair}
     for r in range(reps):
-        pair = [("gradcli", ours), ("numpy", theirs)]
         for key, fn in (pair if r % 2 == 0 else pair[::-1]):
             t, _ = timed(fn)
             samples[key].append(t)
     best = {k: min(v) for k, v in samples.items()}
-    return {"formula": name, "points": n, "nodes": len(tape), "chunk_rows": rows,
-            "repeats": reps, "samples_s": samples, "gradcli_s": best["gradcli"],
-            "numpy_s": best["numpy"], "ratio": best["gradcli"] / best["numpy"],
-            "agree": agree}
+    rec = {"formula": name, "points": n, "nodes": len(tape), "chunk_rows": rows,
+           "repeats": reps, "samples_s": samples, "gradcli_s": best["gradcli"],
+           "numpy_s": best["numpy"], "ratio": best["gradcli"] / best["numpy"],
+           "agree": agree, **more}
+    if "api" in best:
+        rec.update(api_s=best["api"], numpy_whole_s=best["numpy whole"],
+                   api_ratio=best["api"] / best["numpy whole"])
+    return rec
 
 
 def measure_batch_cli(name: str, text: str, names, n: int, seed: int, folder: str) -> dict:
@@ -617,12 +649,18 @@ def run_batch(cfg: dict, results: dict, seed: int, mode: str, reps_override) -> 
             rows.append([f"{name} {fmt_size(n)}", str(rec["nodes"]), fmt_time(rec["numpy_s"]),
                          fmt_time(rec["gradcli_s"]), fmt_ratio(rec["ratio"]),
                          f"{rec['gradcli_s'] / n * 1e9:.0f} ns",
-                         "yes" if rec["agree"] else "NO"])
+                         fmt_time(rec.get("numpy_whole_s")), fmt_time(rec.get("api_s")),
+                         fmt_ratio(rec.get("api_ratio")), "yes" if rec["agree"] else "NO"])
     results["batch"] = out
     print_table(f"BATCH (in memory): values and every gradient column, chunks of {chunk_rows()} "
                 "rows as batch mode; min of interleaved repeats",
                 ["formula, points", "nodes", "numpy by hand", "batch.sweep", "÷ numpy",
-                 "per point", "agree"], rows)
+                 "per point", "numpy, whole", "evaluate()", "÷ numpy", "agree"], rows,
+                ["numpy, whole / evaluate(): the same by hand over the whole columns at once, "
+                 "and gradcli.api.evaluate(text, at=columns) reading .value and .gradient "
+                 "(batch mode's sweep in chunks, and a copy of the columns for the engine's "
+                 "run that r.nodes and r.warnings make when read); up to "
+                 f"{fmt_size(API_BATCH_UPTO)} rows."])
     cli_rows, cli_out = [], []
     with tempfile.TemporaryDirectory(prefix="gradcli-bench-") as folder:
         for name, (text, names, _hand) in batch_formulas().items():
