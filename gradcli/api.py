@@ -332,53 +332,16 @@ for _name in _LATER:
 
 
 def _columns_result(tape, point: dict, wrt, warnings: list) -> "ColumnsResult | None":
-    """A ColumnsResult where every variable is a float64 vector of one length (at least
-    COLUMN_ROWS) and the formula works element by element (as batch mode takes it, each output
-    depending on some variable); None where the engine's run must answer."""
-    import numpy as np
+    """A ColumnsResult where batch mode can sweep the point's columns (batch.sweep_columns:
+    every variable a float64 vector of one length, at least COLUMN_ROWS, an elementwise
+    formula); None where the engine's run must answer."""
+    from .batch import sweep_columns
 
-    from . import arraysweep, engine
-    from .batch import CHUNK_ROWS, per_row
-
-    n = None
-    for name in tape.variables:
-        v = point.get(name)
-        if (type(v) is not np.ndarray or v.dtype != np.float64 or v.ndim != 1
-                or not v.flags.c_contiguous or (n is not None and v.shape[0] != n)):
-            return None
-        n = v.shape[0]
-    if n is None or n < COLUMN_ROWS or not tape.outputs:
-        return None
-    if not all(op.elementwise for op in tape.ops) or per_row(tape) is not tape:
-        return None  # a reduction over the rows (max of one column) is the engine's
-    if any(np.ndim(v) for v in tape.literals.values()):
-        return None
-    reach = engine.active(tape, list(tape.variables))
-    if not all(reach[o] for o in tape.outputs):
-        return None  # an output of constants alone is a scalar, not a column
     wrt_list = check_wrt(tape, wrt)
-    sweep = arraysweep.compile_sweep(tape, wrt_list, engine.active(tape, wrt_list))
-    if sweep is None:
+    swept = sweep_columns(tape, point, wrt_list, COLUMN_ROWS)
+    if swept is None:
         return None
-    outs = [np.empty(n) for _ in tape.outputs]
-    grads = [{name: np.empty(n) for name in wrt_list} for _ in tape.outputs]
-    columns = [(name, point[name]) for name in sweep.needs]
-    kept = {name: np.empty(n) for name, _ in columns}  # the columns as they are now
-
-    # One thread: two, each with half the chunks, finished 1.4x sooner at best but 1.6x later
-    # in the median (each chunk is some 20 numpy calls, and the threads hand the GIL back and
-    # forth between them).
-    for lo in range(0, n, CHUNK_ROWS):
-        hi = min(n, lo + CHUNK_ROWS)
-        block = {name: c[lo:hi] for name, c in columns}
-        for name, c in block.items():
-            kept[name][lo:hi] = c
-        values, jacobian = sweep(block, hi - lo)
-        for k, v in enumerate(values):
-            outs[k][lo:hi] = v
-            for name, g in jacobian[k].items():
-                grads[k][name][lo:hi] = g
-        del values, jacobian  # the sweep's arrays go back to its pool
+    outs, grads, kept = swept
     r = object.__new__(ColumnsResult)
     r.tape, r.at, r.wrt = tape, dict(point), wrt_list
     r.convention, r.mode, r.exact = "cs231n", "reverse", False

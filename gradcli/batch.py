@@ -169,6 +169,54 @@ def sweep_engine(plan: Plan, block: Mapping[str, np.ndarray], n: int) -> tuple[l
     return outs, jacobian
 
 
+def sweep_columns(tape: Tape, point: Mapping[str, object], wrt: list[str],
+                  min_rows: int = 1) -> tuple[list, list, dict] | None:
+    """Batch mode over columns held in memory (the API's evaluate() of long columns): (each
+    output's values, [{name: gradient}] per output, a copy of every column read) as fresh
+    arrays, from the compiled sweep chunk by chunk while a chunk's columns are in the cache;
+    None unless every variable is a float64 vector of one length (at least `min_rows`), the
+    formula is elementwise as it is per row (no max of one column, which reduces the column),
+    and each output depends on some variable (else it is a scalar, not a column)."""
+    n = None
+    for name in tape.variables:
+        v = point.get(name)
+        if (type(v) is not np.ndarray or v.dtype != np.float64 or v.ndim != 1
+                or not v.flags.c_contiguous or (n is not None and v.shape[0] != n)):
+            return None
+        n = v.shape[0]
+    if n is None or n < max(1, min_rows) or not tape.outputs:
+        return None
+    if not all(op.elementwise for op in tape.ops) or per_row(tape) is not tape:
+        return None
+    if any(np.ndim(v) for v in tape.literals.values()):
+        return None
+    reach = engine.active(tape, list(tape.variables))
+    if not all(reach[o] for o in tape.outputs):
+        return None
+    fast = Plan(tape, {}, list(wrt), engine.active(tape, wrt)).compiled()
+    if fast is None:
+        return None
+    outs = [np.empty(n) for _ in tape.outputs]
+    grads = [{name: np.empty(n) for name in wrt} for _ in tape.outputs]
+    columns = [(name, point[name]) for name in fast.needs]
+    kept = {name: np.empty(n) for name, _ in columns}
+    # One thread: two, each with half the chunks, finished 1.4x sooner at best but 1.6x later
+    # in the median (each chunk is some 20 numpy calls, and the threads hand the GIL back and
+    # forth between them).
+    for lo in range(0, n, CHUNK_ROWS):
+        hi = min(n, lo + CHUNK_ROWS)
+        block = {name: c[lo:hi] for name, c in columns}
+        for name, c in block.items():
+            kept[name][lo:hi] = c
+        values, jacobian = fast(block, hi - lo)
+        for k, v in enumerate(values):
+            outs[k][lo:hi] = v
+            for name, g in jacobian[k].items():
+                grads[k][name][lo:hi] = g
+        del values, jacobian  # the sweep's arrays go back to its pool
+    return outs, grads, kept
+
+
 def run_batch(tape: Tape, points, fixed: Mapping[str, object], wrt: Sequence[str],
               rows: int = CHUNK_ROWS, keep: Sequence[str] = ()) -> Iterator[Chunk]:
     """Values and gradients for every row, one chunk at a time (checked before the first)."""
