@@ -180,9 +180,11 @@ def _matmul_vjp(g, y, a, b, need=(True, True)):
     """Both inputs' shares; `need` (from the engine: which inputs carry a gradient) skips the
     product nobody reads (X's share in X @ W when only W is a parameter): None there."""
     grads = _matmul_shares(g, a, b, need)
-    # As _matmul: the products made (the outer product of a one-output layer, which lanes
-    # makes, is counted too; a window too many costs the second core for a while, not a bit).
-    lanes.blas_called((0 if grads[0] is None else _products(g, b))
+    # As _matmul: the multiply-adds of the shares made, G·Bᵀ (G's size times B's rows) and
+    # Aᵀ·G (the outer product of a one-output layer, which lanes makes, is counted too: a
+    # window too many costs the second core for a while, never a bit).
+    rows_b = np.shape(b)[-2] if np.ndim(b) >= 2 else 1
+    lanes.blas_called((0 if grads[0] is None else int(np.size(g)) * rows_b)
                       + (0 if grads[1] is None else _products(a, g)))
     return grads
 
