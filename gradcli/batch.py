@@ -186,9 +186,11 @@ def sweep_columns(tape: Tape, point: Mapping[str, object], wrt: list[str],
         n = v.shape[0]
     if n is None or n < max(1, min_rows) or not tape.outputs:
         return None
-    if not all(op.elementwise for op in tape.ops) or per_row(tape) is not tape:
+    try:
+        check_batchable(tape, {})  # elementwise ops, scalar literals
+    except InputError:
         return None
-    if any(np.ndim(v) for v in tape.literals.values()):
+    if per_row(tape) is not tape:
         return None
     reach = engine.active(tape, list(tape.variables))
     if not all(reach[o] for o in tape.outputs):
